@@ -1,0 +1,120 @@
+"""Compatibility layer between mmseg 1.2.2, mmcv-lite and recent torch.
+
+Two narrow fixes, both installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
+
+* ``install_mmcv_ops_fallback``: mmseg imports ``point_sample`` and ``sigmoid_focal_loss`` from
+  ``mmcv.ops`` without a guard, but mmcv-lite ships no compiled ops, so ``import mmseg.models``
+  fails. When (and only when) the compiled ops are absent, ``mmcv.ops`` becomes a small module
+  with pure-PyTorch versions of those two; every other name raises ``ModuleNotFoundError``,
+  which is what mmseg catches around its optional ops (PSAMask, CrissCrossAttention, ...).
+* ``allow_mmengine_checkpoint_types``: torch >= 2.6 loads with ``weights_only=True`` by default,
+  and mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy
+  arrays and scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list
+  exactly those types; the safety stays on for every file.
+"""
+import importlib.util
+import sys
+import types
+
+import torch
+import torch.nn.functional as F
+
+# Names mmseg (and mmengine) import from mmcv.ops that we provide in pure PyTorch.
+PROVIDED_OPS = ('point_sample', 'sigmoid_focal_loss')
+
+
+def compiled_mmcv_ops_available() -> bool:
+    """True when mmcv's compiled extension (full mmcv) is importable."""
+    try:
+        return importlib.util.find_spec('mmcv._ext') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def point_sample(input, points, align_corners=False, **kwargs):
+    """``mmcv.ops.point_sample``: sample ``input`` (N, C, H, W) at points in [0, 1]^2.
+
+    ``points`` is (N, P, 2) or (N, Hgrid, Wgrid, 2), x before y, as in mmcv.
+    """
+    add_dim = points.dim() == 3
+    if add_dim:
+        points = points.unsqueeze(2)
+    output = F.grid_sample(input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
+    return output.squeeze(3) if add_dim else output
+
+
+def sigmoid_focal_loss(input, target, gamma=2.0, alpha=0.25, weight=None, reduction='mean'):
+    """``mmcv.ops.sigmoid_focal_loss``: ``input`` (N, C) logits, ``target`` (N,) class indices.
+
+    A target equal to C means background (no positive class). ``weight`` is indexed by each
+    row's target and scales the whole row, as in mmcv's kernel; 'mean' divides the summed loss
+    by N, as mmcv does.
+    """
+    num_classes = input.size(1)
+    one_hot = F.one_hot(target.clamp(max=num_classes), num_classes + 1)[:, :num_classes]
+    one_hot = one_hot.to(input.dtype)
+    prob = input.sigmoid()
+    # log(p) and log(1 - p) from logits, stable for large |input|.
+    log_p, log_not_p = F.logsigmoid(input), F.logsigmoid(-input)
+    loss = -(alpha * one_hot * (1 - prob).pow(gamma) * log_p
+             + (1 - alpha) * (1 - one_hot) * prob.pow(gamma) * log_not_p)
+    if weight is not None:
+        loss = loss * weight[target].unsqueeze(1)
+    if reduction == 'mean':
+        return loss.sum() / input.size(0)
+    if reduction == 'sum':
+        return loss.sum()
+    return loss
+
+
+def _missing_op(name):
+    raise ModuleNotFoundError(
+        f"mmcv.ops.{name} needs mmcv's compiled ops, which mmcv-lite does not ship; "
+        'gfnet_seg provides only ' + ', '.join(PROVIDED_OPS), name=f'mmcv.ops.{name}')
+
+
+def install_mmcv_ops_fallback() -> bool:
+    """Install the pure-PyTorch ``mmcv.ops`` if compiled ops are absent. Returns True if installed."""
+    if compiled_mmcv_ops_available() or isinstance(sys.modules.get('mmcv.ops'), _FallbackOps):
+        return False
+    module = _FallbackOps('mmcv.ops', __doc__)
+    module.point_sample = point_sample
+    module.sigmoid_focal_loss = sigmoid_focal_loss
+    sys.modules['mmcv.ops'] = module
+    import mmcv
+    mmcv.ops = module
+    return True
+
+
+class _FallbackOps(types.ModuleType):
+    """``mmcv.ops`` stand-in: provided ops as attributes, ModuleNotFoundError for the rest."""
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        _missing_op(name)
+
+
+def allow_mmengine_checkpoint_types() -> None:
+    """Allow-list the data types mmengine puts in its checkpoints for ``weights_only`` loading."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    numpy_core = np._core if hasattr(np, '_core') else np.core
+    safe = [
+        HistoryBuffer,
+        numpy_core.multiarray._reconstruct,
+        numpy_core.multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+    ]
+    # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
+    if hasattr(np, 'dtypes'):
+        safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
+    torch.serialization.add_safe_globals(safe)
+
+
+def install() -> None:
+    """Both fixes; idempotent. Called by ``import gfnet_seg``."""
+    install_mmcv_ops_fallback()
+    allow_mmengine_checkpoint_types()
