@@ -13,6 +13,7 @@ Two narrow fixes, both installed by ``gfnet_seg/__init__.py`` before anything im
   exactly those types; the safety stays on for every file.
 """
 import importlib.util
+import pickle
 import sys
 import types
 
@@ -107,11 +108,24 @@ def allow_mmengine_checkpoint_types() -> None:
         numpy_core.multiarray.scalar,
         np.ndarray,
         np.dtype,
+        # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'mean'): the
+        # stand-in resolves exactly those and nothing else.
+        (_history_buffer_method, 'builtins.getattr'),
     ]
     # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
     if hasattr(np, 'dtypes'):
         safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
     torch.serialization.add_safe_globals(safe)
+
+
+def _history_buffer_method(owner, name):
+    """``getattr`` as the safe unpickler sees it: only HistoryBuffer's public statistics methods."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    method = getattr(HistoryBuffer, name, None) if owner is HistoryBuffer and not name.startswith('_') else None
+    if not callable(method):
+        raise pickle.UnpicklingError(f'checkpoint asks for getattr({owner!r}, {name!r}), which is not allowed')
+    return method
 
 
 def install() -> None:

@@ -1,0 +1,110 @@
+"""The mmcv-lite compatibility layer: mmseg imports, the pure-PyTorch ops, and staying out of the
+way when compiled ops exist."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torchvision
+
+from gfnet_seg import compat
+
+
+def run_python(code, cwd=None):
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_mmseg_models_import_through_layer():
+    result = run_python("""
+        import gfnet_seg, sys
+        import mmseg.models
+        from mmseg.models.losses import FocalLoss
+        from mmseg.models.decode_heads import PSAHead, CCHead
+        from mmseg.registry import MODELS
+        assert type(sys.modules['mmcv.ops']).__name__ == '_FallbackOps'
+        assert MODELS.get('GFNetH') is not None
+        print('ok')
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr
+
+
+def test_without_layer_mmseg_import_fails():
+    """The layer is needed: plain mmcv-lite cannot import mmseg.models (else it is dead code)."""
+    result = run_python('import mmseg.models')
+    assert result.returncode != 0 and 'mmcv._ext' in result.stderr
+
+
+def test_layer_does_nothing_when_compiled_ops_exist(tmp_path):
+    (tmp_path / '_ext.py').write_text('')  # stands in for mmcv's compiled extension
+    result = run_python(f"""
+        import sys, mmcv
+        mmcv.__path__.append({str(tmp_path)!r})
+        from gfnet_seg import compat
+        assert compat.compiled_mmcv_ops_available()
+        assert compat.install_mmcv_ops_fallback() is False
+        assert 'mmcv.ops' not in sys.modules
+        print('untouched')
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == 'untouched', result.stderr
+
+
+def test_other_ops_raise_module_not_found():
+    import mmcv.ops
+    with pytest.raises(ModuleNotFoundError, match='compiled ops'):
+        from mmcv.ops import PSAMask  # noqa: F401
+    with pytest.raises(ModuleNotFoundError):
+        mmcv.ops.DeformConv2d
+
+
+def test_point_sample_at_pixel_centres_returns_pixels():
+    feats = torch.randn(2, 3, 5, 7)
+    ys, xs = torch.meshgrid(torch.arange(5), torch.arange(7), indexing='ij')
+    points = torch.stack([(xs.flatten() + 0.5) / 7, (ys.flatten() + 0.5) / 5], dim=-1)
+    sampled = compat.point_sample(feats, points.expand(2, -1, -1))
+    torch.testing.assert_close(sampled, feats.flatten(2))
+    grid = points.reshape(1, 5, 7, 2).expand(2, -1, -1, -1)
+    torch.testing.assert_close(compat.point_sample(feats, grid), feats)
+
+
+def test_sigmoid_focal_loss_matches_torchvision():
+    torch.manual_seed(0)
+    logits = torch.randn(10, 4) * 3
+    target = torch.tensor([0, 1, 2, 3, 4, 0, 1, 4, 2, 3])  # 4 = background
+    one_hot = torch.nn.functional.one_hot(target, 5)[:, :4].float()
+    expected = torchvision.ops.sigmoid_focal_loss(logits, one_hot, alpha=0.25, gamma=2.0, reduction='none')
+    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target, 2.0, 0.25, None, 'none'), expected)
+    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target), expected.sum() / 10)
+    weight = torch.rand(5)
+    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target, weight=weight, reduction='sum'),
+                               (expected * weight[target, None]).sum())
+
+
+def test_mmengine_checkpoint_types_load_with_weights_only(tmp_path):
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    buffer = HistoryBuffer()
+    buffer.update(np.float64(1.5))
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'message_hub': {'log_scalars': {'train/loss': buffer}},
+                'meta': {'seed': np.int64(3), 'arr': np.arange(3.0)}}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5
+    assert np.array_equal(loaded['meta']['arr'], np.arange(3.0))
+
+
+class _AttributeGrab:
+    """Pickles as getattr(HistoryBuffer, '_statistics_methods'): not a statistics method."""
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer, '_statistics_methods')
+
+
+def test_getattr_stand_in_refuses_everything_else(tmp_path):
+    path = tmp_path / 'crafted.pth'
+    torch.save({'x': _AttributeGrab()}, path)
+    with pytest.raises(Exception, match='not allowed'):
+        torch.load(path, weights_only=True)
