@@ -19,5 +19,6 @@ __all__ = ['ARCH_SETTINGS', 'GFNet', 'GFNetPyramid', 'GlobalFilter', 'arch_setti
            'load_checkpoint', 'resize_filter', 'resize_pos_embed']
 
 if importlib.util.find_spec('mmseg') is not None:
+    from . import engine  # noqa: E402,F401  (registers hooks and the 'atomic_local' backend)
     from .models.backbones import GFNetH  # noqa: E402,F401  (registers type='GFNetH')
     __all__.append('GFNetH')

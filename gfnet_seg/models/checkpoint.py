@@ -42,6 +42,22 @@ def read_checkpoint(path: str) -> dict:
             f'python tools/convert_checkpoint.py {path} OUT.pth  ({err})') from None
 
 
+def convert_trusted_checkpoint(src: str, dst: str, wrapper_key: str = None) -> int:
+    """Rewrite a checkpoint that needs full unpickling as ``{'model': weights}`` (tensors only).
+
+    This is the one place that unpickles arbitrary objects, on the user's explicit word that
+    ``src`` is trusted. Returns the number of tensors written.
+    """
+    from ..fileio import atomic_torch_save
+
+    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
+    state_dict = unwrap_state_dict(checkpoint, wrapper_key)
+    if not state_dict:
+        raise ValueError(f'{src} holds no tensors to keep')
+    atomic_torch_save({'model': state_dict}, dst)
+    return len(state_dict)
+
+
 def unwrap_state_dict(checkpoint: Mapping, wrapper_key: str = None) -> Dict[str, torch.Tensor]:
     """The model weights inside ``checkpoint``, without DDP/EncoderDecoder key prefixes.
 

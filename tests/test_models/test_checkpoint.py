@@ -86,3 +86,18 @@ def test_files_with_arbitrary_objects_are_refused(tmp_path):
         read_checkpoint(str(path))
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         read_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def test_convert_tool_makes_refused_file_loadable(tmp_path, python, repo_root):
+    import subprocess
+    src, dst = tmp_path / 'with_args.pth', tmp_path / 'weights.pth'
+    model = tiny()
+    torch.save({'model_ema': model.state_dict(), 'args': argparse.Namespace(lr=1e-3)}, src)
+    result = subprocess.run([python, 'tools/convert_checkpoint.py', str(src), str(dst)], cwd=repo_root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    reloaded = tiny()
+    report = load_checkpoint(reloaded, str(dst), strict=True)
+    assert len(report.loaded) == len(model.state_dict())
+    for key, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value)
