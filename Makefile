@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The torch build this stack is verified with (pip takes it from the machine's wheel store);
+# without the pin pip picks the registry's newest.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test venv clean
 
 venv: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

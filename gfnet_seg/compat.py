@@ -1,6 +1,6 @@
 """Compatibility layer between mmseg 1.2.2, mmcv-lite and recent torch.
 
-Two narrow fixes, both installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
+Three narrow fixes, all installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
 
 * ``install_mmcv_ops_fallback``: mmseg imports ``point_sample`` and ``sigmoid_focal_loss`` from
   ``mmcv.ops`` without a guard, but mmcv-lite ships no compiled ops, so ``import mmseg.models``
@@ -11,8 +11,13 @@ Two narrow fixes, both installed by ``gfnet_seg/__init__.py`` before anything im
   and mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy
   arrays and scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list
   exactly those types; the safety stays on for every file.
+* ``install_package_lookup_fallback``: mmengine resolves ``mmseg::`` config bases with
+  ``pkg_resources``, which setuptools >= 81 no longer ships (and venvs of Python >= 3.12 lack
+  setuptools altogether). Where it is missing, mmengine's two look-ups use ``importlib`` instead.
 """
+import importlib.metadata
 import importlib.util
+import os.path as osp
 import pickle
 import sys
 import types
@@ -128,7 +133,49 @@ def _history_buffer_method(owner, name):
     return method
 
 
+def _module_dir(package: str):
+    """Folder of the module that ``package`` (a module or distribution name) installs, or None."""
+    names = [package]
+    try:
+        top_level = importlib.metadata.distribution(package).read_text('top_level.txt')
+        names += top_level.split() if top_level else []
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            return osp.dirname(spec.origin)
+    return None
+
+
+def is_installed(package: str) -> bool:
+    """``mmengine.utils.is_installed`` without ``pkg_resources``."""
+    return _module_dir(package) is not None
+
+
+def get_installed_path(package: str) -> str:
+    """``mmengine.utils.get_installed_path`` without ``pkg_resources``."""
+    path = _module_dir(package)
+    if path is None:
+        raise ModuleNotFoundError(f'{package} is not installed', name=package)
+    return path
+
+
+def install_package_lookup_fallback() -> bool:
+    """Give mmengine importlib-based package look-ups if ``pkg_resources`` is absent. True if installed."""
+    if importlib.util.find_spec('pkg_resources') is not None:
+        return False
+    import mmengine.config.config
+    import mmengine.utils
+    import mmengine.utils.package_utils
+    for module in (mmengine.utils, mmengine.utils.package_utils, mmengine.config.config):
+        module.is_installed = is_installed
+        module.get_installed_path = get_installed_path
+    return True
+
+
 def install() -> None:
-    """Both fixes; idempotent. Called by ``import gfnet_seg``."""
+    """All three fixes; idempotent. Called by ``import gfnet_seg``."""
     install_mmcv_ops_fallback()
     allow_mmengine_checkpoint_types()
+    install_package_lookup_fallback()

@@ -1,0 +1,6 @@
+# The GFNet paper's segmentation schedule (after PVT): AdamW, lr 1e-4, weight decay 1e-4,
+# poly decay with power 0.9 down to 0 over 80k iterations.
+_base_ = ['mmseg::_base_/schedules/schedule_80k.py']
+optimizer = dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+optim_wrapper = dict(optimizer=optimizer)
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=80000, by_epoch=False)]

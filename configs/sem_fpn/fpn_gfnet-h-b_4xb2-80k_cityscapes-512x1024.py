@@ -1,0 +1,4 @@
+_base_ = ['./fpn_gfnet-h-ti_4xb2-80k_cityscapes-512x1024.py']
+model = dict(
+    backbone=dict(arch='h-b', init_cfg=dict(checkpoint='checkpoints/gfnet-h-b.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))

@@ -1,0 +1,72 @@
+"""Flags, YAML configs, model building and data checks of tools/train_cls.py (no training)."""
+import os
+
+import pytest
+import torch
+import yaml
+
+from gfnet_seg import ARCH_SETTINGS
+from gfnet_seg.classification import build_dataset, build_loaders, build_model, effective_lr, parse_args
+
+from cls_utils import COLOURS, make_image_folder
+
+
+def test_defaults_are_the_paper_recipe():
+    args = parse_args([])
+    assert (args.epochs, args.opt, args.lr, args.weight_decay, args.sched) == (300, 'adamw', 5e-4, 0.05, 'cosine')
+    assert (args.warmup_epochs, args.warmup_lr, args.min_lr) == (5, 1e-6, 1e-5)
+    assert (args.smoothing, args.mixup, args.cutmix, args.clip_grad) == (0.1, 0.8, 1.0, 1.0)
+    assert (args.aa, args.train_interpolation) == ('rand-m9-mstd0.5-inc1', 'bicubic')
+    assert args.drop_path is None  # taken from the model table
+    # lr is given for a total batch of 512 and scales linearly.
+    assert effective_lr(parse_args(['--batch-size', '64']), world=2) == pytest.approx(5e-4 / 4)
+    assert effective_lr(parse_args(['--batch-size', '64', '--unscale-lr']), world=2) == 5e-4
+
+
+def test_yaml_config_sets_defaults_and_command_line_wins(tmp_path):
+    config = tmp_path / 'recipe.yaml'
+    config.write_text(yaml.safe_dump({'epochs': 30, 'batch-size': 32, 'model_ema': True, 'data-set': 'cifar100'}))
+    args = parse_args(['--config', str(config), '--epochs', '3'])
+    assert (args.epochs, args.batch_size, args.model_ema, args.data_set) == (3, 32, True, 'CIFAR100')
+
+    config.write_text(yaml.safe_dump({'epochs': 30, 'lr_typo': 1.0}))
+    with pytest.raises(ValueError, match='lr_typo'):
+        parse_args(['--config', str(config)])
+    with pytest.raises(FileNotFoundError, match='missing.yaml'):
+        parse_args(['--config', str(tmp_path / 'missing.yaml')])
+
+
+@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
+def test_every_arch_builds_with_official_and_timm_names(arch):
+    pyramid = 'embed_dims' in ARCH_SETTINGS[arch]
+    widths = ['--embed-dims', '8', '16', '24', '32', '--depths', '1', '1', '1', '1'] if pyramid \
+        else ['--embed-dims', '16', '--depths', '2']
+    official = build_model(parse_args(['--arch', f'gfnet-{arch}', '--input-size', '32', *widths]), num_classes=3)
+    timm_name = build_model(parse_args(['--arch', f'gfnet_{arch.replace("-", "_")}', '--input-size', '32', *widths]),
+                            num_classes=3)
+    assert official.state_dict().keys() == timm_name.state_dict().keys()
+    assert official(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    expected_drop_path = ARCH_SETTINGS[arch]['drop_path_rate']
+    drop_paths = [m.drop_prob for m in official.modules() if type(m).__name__ == 'DropPath']
+    assert max(drop_paths, default=0.) == pytest.approx(expected_drop_path)
+
+
+def test_isotropic_arch_rejects_per_stage_widths():
+    with pytest.raises(ValueError, match='isotropic'):
+        build_model(parse_args(['--arch', 'gfnet-ti', '--embed-dims', '8', '16', '24', '32']), num_classes=3)
+
+
+def test_data_errors_name_the_folder(tmp_path):
+    missing = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        build_dataset(True, parse_args(['--data-path', missing]))
+    os.makedirs(tmp_path / 'empty' / 'train')
+    with pytest.raises(FileNotFoundError, match=os.path.join('empty', 'train')):
+        build_dataset(True, parse_args(['--data-path', str(tmp_path / 'empty')]))
+    with pytest.raises(FileNotFoundError, match='CIFAR10 not found'):
+        build_dataset(True, parse_args(['--data-set', 'CIFAR10', '--data-path', missing]))
+
+    data = make_image_folder(tmp_path / 'mismatch', train_per_class=1, val_per_class=(1,) * len(COLOURS))
+    os.rename(os.path.join(data, 'val', 'n00000003'), os.path.join(data, 'val', 'n00000009'))
+    with pytest.raises(ValueError, match='n00000009'):
+        build_loaders(parse_args(['--data-path', data, '--input-size', '32']), rank=0, world=1)

@@ -1,0 +1,32 @@
+"""Segment one image and write the coloured prediction blended over it.
+
+    python tools/inference.py demo.jpg CONFIG CHECKPOINT --out overlay.png
+"""
+import gfnet_seg  # noqa: F401  (first: installs the mmcv-lite layer, registers GFNetH)
+
+import argparse
+
+from gfnet_seg.apis import inference_overlay
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Segment an image and save the overlay')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', default='overlay.png', help='where to write the overlay picture')
+    parser.add_argument('--device', help='device, e.g. cuda:0 or cpu (default: cuda:0 if available)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the painted prediction, in (0, 1]')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    inference_overlay(args.image, args.config, args.checkpoint, args.out, device=args.device,
+                      opacity=args.opacity)
+    print(f'overlay written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
