@@ -4,9 +4,11 @@ The tools only parse flags; everything they do is here, so tests call the same c
 addition to mmseg's tools: multi-process runs on machines without CUDA (``torchrun`` on CPU),
 which mmengine does not support (it calls ``torch.cuda.set_device`` and gives DDP a GPU id).
 """
+import contextlib
 import logging
 import os
 import os.path as osp
+import sys
 from typing import Optional
 
 import numpy as np
@@ -14,12 +16,19 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from mmseg.apis import inference_model, init_model, show_result_pyplot
-from mmseg.registry import RUNNERS
+from mmseg.registry import OPTIM_WRAPPERS, RUNNERS
 from mmseg.structures import SegDataSample
 
+from .engine import check_data_config
+from .models.checkpoint import UnsafeCheckpointError
+
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+# What the checks of gfnet_seg raise for bad input (DataCheckError is a ValueError; the models
+# raise ValueError for an unknown arch, a too small input or a checkpoint of another arch).
+USER_ERRORS = (ValueError, FileNotFoundError, UnsafeCheckpointError, FloatingPointError)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -40,7 +49,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
 
 
 def setup_train(cfg: Config, resume: bool = False, amp: bool = False) -> Config:
-    """``--resume`` (from the latest checkpoint in the work dir) and ``--amp``, as in mmseg."""
+    """``--resume`` (from the latest checkpoint in the work dir) and ``--amp``, as in mmseg;
+    ``--amp`` on a machine without CUDA trains in bfloat16 with ``CPUAmpOptimWrapper``."""
     if amp:
         wrapper = cfg.optim_wrapper.type
         if wrapper == 'AmpOptimWrapper':
@@ -48,11 +58,25 @@ def setup_train(cfg: Config, resume: bool = False, amp: bool = False) -> Config:
                       level=logging.WARNING)
         elif wrapper != 'OptimWrapper':
             raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, the config has {wrapper}')
-        else:
+        elif torch.cuda.is_available():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
     cfg.resume = resume
     return cfg
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(OptimWrapper):
+    """``--amp`` without CUDA, which mmengine's AmpOptimWrapper requires: the forward pass and
+    loss under CPU autocast in bfloat16. bfloat16 has float32's exponent range, so gradients
+    need no loss scaling."""
+
+    @contextlib.contextmanager
+    def optim_context(self, model):
+        with super().optim_context(model), torch.autocast('cpu', dtype=torch.bfloat16):
+            yield
 
 
 def setup_test(cfg: Config, checkpoint: str, out: Optional[str] = None, show: bool = False,
@@ -67,6 +91,7 @@ def setup_test(cfg: Config, checkpoint: str, out: Optional[str] = None, show: bo
                                "(dict(type='SegVisualizationHook')) in the config")
         hook = cfg.default_hooks.visualization
         hook.draw = True
+        hook.interval = 1  # every image, not the hook's default of every 50th
         if show:
             hook.show = True
             hook.wait_time = wait_time
@@ -82,25 +107,31 @@ def setup_test(cfg: Config, checkpoint: str, out: Optional[str] = None, show: bo
     return cfg
 
 
-def _uses_sync_bn(node) -> bool:
+def _sync_bn_cfgs(node) -> list:
+    """The ``type='SyncBN'`` dicts in a config tree."""
     if isinstance(node, dict):
-        return node.get('type') == 'SyncBN' or any(_uses_sync_bn(v) for v in node.values())
+        found = [node] if node.get('type') == 'SyncBN' else []
+        return found + [cfg for value in node.values() for cfg in _sync_bn_cfgs(value)]
     if isinstance(node, (list, tuple)):
-        return any(_uses_sync_bn(v) for v in node)
-    return False
+        return [cfg for value in node for cfg in _sync_bn_cfgs(value)]
+    return []
 
 
-def prepare_cpu_distributed(cfg: Config) -> None:
+def prepare_cpu_distributed(cfg: Config, training: bool = True) -> None:
     """Let ``torchrun`` runs work without CUDA: start the process group with gloo ourselves (so
-    mmengine skips its GPU-only start) and wrap the model in DDP without device ids."""
+    mmengine skips its GPU-only start) and wrap the model in DDP without device ids. SyncBN
+    cannot train on CPU; to evaluate, it becomes BN, which computes the same in eval mode."""
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
     if cfg.launcher != 'pytorch':
         raise ValueError(f"--launcher {cfg.launcher} needs GPUs; on CPU use --launcher pytorch (torchrun)")
-    if _uses_sync_bn(cfg.model):
+    sync_bn = _sync_bn_cfgs(cfg.model)
+    if training and sync_bn:
         raise ValueError('SyncBN needs GPUs, and this multi-process run is on CPU: add '
                          '--cfg-options model.decode_head.norm_cfg.type=BN (and the same for any other '
                          'norm_cfg of type SyncBN in the config)')
+    for norm_cfg in sync_bn:
+        norm_cfg.type = 'BN'
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     if cfg.get('model_wrapper_cfg') is None:
@@ -108,14 +139,15 @@ def prepare_cpu_distributed(cfg: Config) -> None:
                                      broadcast_buffers=False)
 
 
-def build_runner(cfg: Config) -> Runner:
+def build_runner(cfg: Config, training: bool = True) -> Runner:
     """mmengine's Runner, or the config's ``runner_type``."""
-    prepare_cpu_distributed(cfg)
+    prepare_cpu_distributed(cfg, training)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def train(cfg: Config) -> Runner:
     """Train as ``tools/train.py`` does; returns the runner (its model is the trained one)."""
+    check_data_config(cfg, ('train_dataloader', 'val_dataloader'))
     runner = build_runner(cfg)
     runner.train()
     return runner
@@ -123,7 +155,19 @@ def train(cfg: Config) -> Runner:
 
 def test(cfg: Config) -> dict:
     """Evaluate as ``tools/test.py`` does (after ``setup_test``); returns the metrics."""
-    return build_runner(cfg).test()
+    check_data_config(cfg, ('test_dataloader',))
+    return build_runner(cfg, training=False).test()
+
+
+@contextlib.contextmanager
+def exit_on_error():
+    """For the tools: a mistake in the input (config, data, checkpoint, a diverging loss) ends
+    the process with ``error: <what is wrong>`` on one line and exit code 1, not a traceback."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def default_device() -> str:
@@ -131,15 +175,17 @@ def default_device() -> str:
 
 
 def inference_overlay(image: str, config: str, checkpoint: str, out_file: str,
-                      device: Optional[str] = None, opacity: float = 0.5) -> SegDataSample:
+                      device: Optional[str] = None, opacity: float = 0.5,
+                      cfg_options: Optional[dict] = None) -> SegDataSample:
     """Segment one image (whole image, at the config's test scale) and write the coloured
-    prediction blended over it to ``out_file``; returns mmseg's result."""
+    prediction blended over it to ``out_file``; returns mmseg's result. ``cfg_options``
+    overrides config settings, as ``--cfg-options`` of the other tools."""
     for path, what in ((image, 'image'), (config, 'config'), (checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
     if not 0 < opacity <= 1:
         raise ValueError(f'opacity must be in (0, 1], got {opacity}')
-    model = init_model(config, checkpoint, device=device or default_device())
+    model = init_model(config, checkpoint, device=device or default_device(), cfg_options=cfg_options)
     result = inference_model(model, image)
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     show_result_pyplot(model, image, result, opacity=opacity, draw_gt=False, show=False,

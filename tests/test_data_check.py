@@ -56,6 +56,15 @@ def test_label_outside_classes(tmp_path):
         assert check_segmentation_dataset(dataset(root)) == 3
 
 
+def test_processes_share_the_reading(tmp_path):
+    """Each of two processes reads every other sample: only the one holding the bad file fails."""
+    root = make_ade(tmp_path, count=5)
+    (root / 'images/training/ADE_train_00000003.jpg').write_bytes(b'not a jpeg at all')
+    assert check_segmentation_dataset(dataset(root), rank=0, world_size=2) == 3
+    with pytest.raises(DataCheckError, match=r'ADE_train_00000003.jpg'):
+        check_segmentation_dataset(dataset(root), rank=1, world_size=2)
+
+
 def test_corrupt_image(tmp_path):
     root = make_ade(tmp_path)
     (root / 'images/training/ADE_train_00000000.jpg').write_bytes(b'not a jpeg at all')

@@ -1,7 +1,5 @@
 """Atomic checkpoint writes, per-iteration seeding and the invalid-loss stop."""
 import signal
-import subprocess
-import sys
 import textwrap
 from types import SimpleNamespace
 
@@ -11,31 +9,24 @@ from mmengine.fileio import get_file_backend
 from mmengine.logging import MessageHub
 
 from gfnet_seg.engine import AtomicLocalBackend, IterationSeedHook, StopOnInvalidLossHook
+from kill_utils import run_script
 
 
 def test_kill_during_save_keeps_previous_checkpoint(tmp_path):
     """A process SIGKILLed halfway through writing leaves the earlier file whole and loadable."""
     path = tmp_path / 'iter_10.pth'
     script = textwrap.dedent(f"""
-        import os, signal, torch
+        import torch
         import gfnet_seg
-        from mmengine.fileio import get_file_backend
         from mmengine.runner.checkpoint import save_checkpoint
+        from kill_utils import die_halfway_through_next_write
         save_checkpoint({{'state_dict': {{'w': torch.ones(1000)}}}}, {str(path)!r},
                         backend_args=dict(backend='atomic_local'))
-        class Dying:
-            def __init__(self, f): self.f = f
-            def __enter__(self): return self
-            def __exit__(self, *a): return False
-            def write(self, data):
-                self.f.write(data[:len(data) // 2]); self.f.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-        real_fdopen = os.fdopen
-        os.fdopen = lambda fd, mode: Dying(real_fdopen(fd, mode))
+        die_halfway_through_next_write()
         save_checkpoint({{'state_dict': {{'w': torch.zeros(1000)}}}}, {str(path)!r},
                         backend_args=dict(backend='atomic_local'))
     """)
-    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120)
+    result = run_script(script, timeout=120)
     assert result.returncode == -signal.SIGKILL, result.stderr
     checkpoint = torch.load(path, weights_only=True)
     assert torch.equal(checkpoint['state_dict']['w'], torch.ones(1000))
@@ -68,6 +59,24 @@ def test_invalid_loss_stops_with_iteration_number(bad):
     hub.update_info('last_ckpt', '/work/run/iter_100.pth')
     runner = SimpleNamespace(iter=123, message_hub=hub, work_dir='/work/run')
     hook = StopOnInvalidLossHook()
+    hook.before_train(runner)
     hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(1.0)})  # finite: nothing happens
-    with pytest.raises(FloatingPointError, match=r'at iteration 124.*iter_100.pth'):
+    with pytest.raises(FloatingPointError, match=r'loss is \w+ at iteration 124.*iter_100.pth'):
         hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(bad)})
+
+
+def test_checkpoint_with_non_finite_weights_is_never_saved():
+    """A finite loss whose update overflowed: the save is refused, naming the tensor and the last
+    checkpoint that was written (not the one the checkpoint hook was about to write)."""
+    hub = MessageHub.get_instance('test_non_finite_weights')
+    runner = SimpleNamespace(iter=7, message_hub=hub, work_dir='/work/run')
+    hook = StopOnInvalidLossHook()
+    hook.before_train(runner)
+    hub.update_info('last_ckpt', '/work/run/iter_4.pth')
+    hook.before_save_checkpoint(runner, {'meta': {'iter': 4}, 'state_dict': {'w': torch.ones(3)}})
+    hub.update_info('last_ckpt', '/work/run/iter_8.pth')
+    poisoned = {'meta': {'iter': 8}, 'state_dict': {'w': torch.ones(3), 'step': torch.tensor(8),
+                                                    'head.weight': torch.tensor([1.0, float('inf')])}}
+    with pytest.raises(FloatingPointError, match=r'weight head.weight is not finite at iteration 8.*'
+                                                 r'last checkpoint kept: /work/run/iter_4.pth'):
+        hook.before_save_checkpoint(runner, poisoned)

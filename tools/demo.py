@@ -6,6 +6,7 @@ import argparse
 
 from mmengine.config import DictAction
 
+from gfnet_seg.apis import exit_on_error
 from gfnet_seg.demo import DEMO_CONFIG, run_demo
 
 
@@ -15,6 +16,9 @@ def parse_args():
     parser.add_argument('--data-root', default='data/ade/synthetic', help='where the data set is generated')
     parser.add_argument('--work-dir', help='the dir for logs, checkpoint and overlay '
                         '(default: work_dirs/<config name>)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch compute threads (default 1: on 2 cores the other one feeds '
+                        'the data loader)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, e.g. train_cfg.max_iters=50')
     return parser.parse_args()
@@ -22,7 +26,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    run_demo(args.config, args.data_root, args.work_dir, args.cfg_options)
+    with exit_on_error():
+        run_demo(args.config, args.data_root, args.work_dir, args.cfg_options, num_threads=args.threads)
 
 
 if __name__ == '__main__':

@@ -6,7 +6,9 @@ import gfnet_seg  # noqa: F401  (first: installs the mmcv-lite layer, registers 
 
 import argparse
 
-from gfnet_seg.apis import inference_overlay
+from mmengine.config import DictAction
+
+from gfnet_seg.apis import exit_on_error, inference_overlay
 
 
 def parse_args():
@@ -18,13 +20,16 @@ def parse_args():
     parser.add_argument('--device', help='device, e.g. cuda:0 or cpu (default: cuda:0 if available)')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the painted prediction, in (0, 1]')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value pairs')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    inference_overlay(args.image, args.config, args.checkpoint, args.out, device=args.device,
-                      opacity=args.opacity)
+    with exit_on_error():
+        inference_overlay(args.image, args.config, args.checkpoint, args.out, device=args.device,
+                          opacity=args.opacity, cfg_options=args.cfg_options)
     print(f'overlay written to {args.out}')
 
 

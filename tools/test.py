@@ -10,7 +10,7 @@ import os
 
 from mmengine.config import DictAction
 
-from gfnet_seg.apis import LAUNCHERS, load_config, setup_test, test
+from gfnet_seg.apis import LAUNCHERS, exit_on_error, load_config, setup_test, test
 
 
 def parse_args():
@@ -34,10 +34,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg = setup_test(cfg, args.checkpoint, out=args.out, show=args.show, show_dir=args.show_dir,
-                     wait_time=args.wait_time, tta=args.tta)
-    test(cfg)
+    with exit_on_error():
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        cfg = setup_test(cfg, args.checkpoint, out=args.out, show=args.show, show_dir=args.show_dir,
+                         wait_time=args.wait_time, tta=args.tta)
+        test(cfg)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import os
 
 from mmengine.config import DictAction
 
-from gfnet_seg.apis import LAUNCHERS, load_config, setup_train, train
+from gfnet_seg.apis import LAUNCHERS, exit_on_error, load_config, setup_train, train
 
 
 def parse_args():
@@ -33,8 +33,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    train(setup_train(cfg, resume=args.resume, amp=args.amp))
+    with exit_on_error():
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        train(setup_train(cfg, resume=args.resume, amp=args.amp))
 
 
 if __name__ == '__main__':

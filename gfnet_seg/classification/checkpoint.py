@@ -1,19 +1,21 @@
-"""Training checkpoints: atomic saving, ``--resume`` and ``--finetune``.
+"""Training checkpoints and log: atomic saving, ``--resume`` and ``--finetune``.
 
 A checkpoint is ``{'model', 'model_ema'?, 'optimizer', 'lr_scheduler', 'scaler'?, 'epoch',
 'max_accuracy', 'args'}`` holding only tensors and plain Python values, so it loads with
 ``torch.load(weights_only=True)``; ``model`` and ``model_ema`` use the official GFNet key names
 and load unchanged into ``timm.create_model``, ``--finetune`` and ``GFNetH``'s ``init_cfg``.
-Model weights are always read and fitted by ``gfnet_seg.models.checkpoint``.
+Model weights are always read and fitted by ``gfnet_seg.models.checkpoint``; files are written
+by ``gfnet_seg.fileio``, so a run killed while saving leaves the previous file whole.
 """
+import json
 import logging
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
-import torch
 import torch.nn as nn
 from timm.utils import ModelEmaV3, NativeScaler
 
+from ..fileio import atomic_write_bytes
 from ..models.checkpoint import LoadReport, load_checkpoint, read_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -23,11 +25,29 @@ BEST_CHECKPOINT = 'checkpoint_best.pth'
 LOG_FILE = 'log.txt'
 
 
-def save_checkpoint(state: dict, path: str) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a truncated file."""
-    tmp_path = f'{path}.tmp'
-    torch.save(state, tmp_path)
-    os.replace(tmp_path, path)
+def read_log(path: str, before_epoch: int) -> List[dict]:
+    """The entries of an existing ``log.txt`` for the epochs before ``before_epoch``: a resumed run
+    keeps them and writes the later ones again. A line that is not JSON (an edit, or a line torn
+    by a writer that appends) is skipped with a warning: it never stops a run."""
+    if not os.path.exists(path):
+        return []
+    entries = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                logger.warning(f'{path}:{number}: skipping a line that is not JSON: {line[:80]!r}')
+    earlier = [entry for entry in entries if isinstance(entry.get('epoch'), int) and entry['epoch'] < before_epoch]
+    if len(earlier) < len(entries):
+        logger.warning(f'{path}: dropping {len(entries) - len(earlier)} entries of epoch {before_epoch} '
+                       'and later; this run logs them again')
+    return earlier
+
+
+def write_log(path: str, entries: List[dict]) -> None:
+    """Rewrite ``log.txt`` atomically, one JSON line per epoch: a kill never leaves a torn line."""
+    atomic_write_bytes(path, ''.join(json.dumps(entry) + '\n' for entry in entries).encode())
 
 
 def training_state(model: nn.Module, optimizer, lr_scheduler, loss_scaler: Optional[NativeScaler],

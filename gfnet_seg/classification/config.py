@@ -53,6 +53,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     group.add_argument('--decay-rate', type=float, default=0.1, help='for step schedules')
 
     group = parser.add_argument_group('augmentation and regularisation')
+    group.add_argument('--no-aug', action='store_true',
+                       help='train without augmentation: resize and centre crop, as timm --no-aug')
     group.add_argument('--color-jitter', type=float, default=0.4)
     group.add_argument('--aa', type=str, default='rand-m9-mstd0.5-inc1',
                        help="timm auto-augment policy; 'none' disables")
@@ -92,6 +94,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     group.add_argument('--amp-dtype', default=None, choices=('float16', 'bfloat16'),
                        help='default: float16 on CUDA, bfloat16 on CPU')
     group.add_argument('--dist-eval', action='store_true', help='split validation across processes')
+    group.add_argument('--check-images', action=argparse.BooleanOptionalAction, default=True,
+                       help='open every image header before training, so that a corrupt file stops the run at once')
     group.add_argument('--num_workers', '--num-workers', default=10, type=int)
     group.add_argument('--pin-mem', action=argparse.BooleanOptionalAction, default=True)
     group.add_argument('--log-interval', default=50, type=int, help='iterations between log lines')
@@ -123,6 +127,20 @@ def _read_config(path: str, parser: argparse.ArgumentParser) -> dict:
     return defaults
 
 
+PLAIN_TYPES = (bool, int, float, str, type(None))
+
+
+def _plain(value):
+    """``value`` built from the types ``torch.load(weights_only=True)`` accepts: tuples become
+    lists and anything else (e.g. a date that YAML parsed) its string."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return value if isinstance(value, PLAIN_TYPES) else str(value)
+
+
 def args_to_dict(args: argparse.Namespace) -> dict:
-    """The flags as plain Python values, safe for ``torch.load(weights_only=True)``."""
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in vars(args).items()}
+    """The flags as plain Python values, so that a checkpoint holding them loads with
+    ``torch.load(weights_only=True)``."""
+    return _plain(vars(args))

@@ -1,10 +1,13 @@
 """Data sets, transforms and mixup of the GFNet/DeiT recipe, built from timm's parts."""
 import os
+from multiprocessing.pool import ThreadPool
 from typing import Optional, Tuple
 
+from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create_transform
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
+from tqdm import tqdm
 
 # Up to this size an image is taken as is (CIFAR): no random resized crop, no eval resize.
 SMALL_INPUT = 32
@@ -16,11 +19,11 @@ def build_transform(is_train: bool, args):
     small = args.input_size <= SMALL_INPUT
     if is_train:
         transform = create_transform(
-            input_size=args.input_size, is_training=True, color_jitter=args.color_jitter,
+            input_size=args.input_size, is_training=True, no_aug=args.no_aug, color_jitter=args.color_jitter,
             auto_augment=None if args.aa in (None, '', 'none') else args.aa,
             interpolation=args.train_interpolation, re_prob=args.reprob, re_mode=args.remode,
             re_count=args.recount, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
-        if small:  # a random resized crop would destroy 32-pixel images; pad and crop instead
+        if small and not args.no_aug:  # a random resized crop would destroy 32-pixel images; pad and crop
             transform.transforms[0] = transforms.RandomCrop(args.input_size, padding=4)
         return transform
     return create_transform(input_size=args.input_size, is_training=False, interpolation='bicubic',
@@ -30,6 +33,8 @@ def build_transform(is_train: bool, args):
 
 def build_dataset(is_train: bool, args) -> Tuple[Dataset, int]:
     """The train or val split of ``--data-set`` under ``--data-path`` and its number of classes."""
+    if not os.path.isdir(args.data_path):
+        raise FileNotFoundError(f'--data-path {args.data_path!r} is not a folder')
     transform = build_transform(is_train, args)
     name = args.data_set.upper()
     if name in ('CIFAR10', 'CIFAR100'):
@@ -53,10 +58,43 @@ def image_folder(root: str, transform=None) -> datasets.ImageFolder:
         raise FileNotFoundError(f'data folder not found: {root} (expected <split>/<class>/<image> '
                                 'under --data-path, as in ImageNet)')
     try:
-        return datasets.ImageFolder(root, transform=transform)
+        return datasets.ImageFolder(root, transform=transform, loader=read_image)
     except FileNotFoundError as err:
         raise FileNotFoundError(f'no images in {root}: expected one sub-folder of images per class '
                                 f'({err})') from None
+
+
+def read_image(path: str) -> Image.Image:
+    """An RGB image; a file PIL cannot decode raises an error that names it (PIL's does not)."""
+    try:
+        with open(path, 'rb') as f:
+            return Image.open(f).convert('RGB')
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'cannot read image {path}: {err}') from err
+
+
+def _image_problem(path: str) -> str:
+    """What is wrong with the image file at ``path`` from its header, or '' when nothing is."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as err:  # PIL raises many types for bad files
+        return f'corrupt or unreadable image file {path} ({type(err).__name__}: {err})'
+    return ''
+
+
+def check_images(dataset: Dataset, name: str, rank: int = 0, world: int = 1, workers: int = 8) -> int:
+    """Open the header of every image of an ImageFolder set (this process's share of them) and
+    raise ``ValueError`` naming the first bad file, so that it stops the run before training, not
+    hours into an epoch. Sets without files (CIFAR) are skipped. Returns the number checked."""
+    paths = [path for path, _ in getattr(dataset, 'samples', [])][rank::world]
+    with ThreadPool(max(1, workers)) as pool:
+        problems = pool.imap(_image_problem, paths, chunksize=64)
+        for problem in tqdm(problems, total=len(paths), desc=f'checking {name} images', unit='img',
+                            disable=rank != 0 or len(paths) < 1000):
+            if problem:
+                raise ValueError(f'{name}: {problem}')
+    return len(paths)
 
 
 def check_same_classes(train_set: Dataset, val_set: Dataset, data_path: str) -> None:

@@ -14,6 +14,10 @@ from timm.utils import ModelEmaV3, NativeScaler, accuracy, dispatch_clip_grad
 logger = logging.getLogger(__name__)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the trainer adds which checkpoint is kept."""
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -40,6 +44,9 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, data_loader: Iterabl
 
     ``loss_scaler`` (float16 AMP) scales the loss and clips the unscaled gradients; the EMA is
     updated after every step with the global step count, so a resumed run continues its decay.
+    The losses in the periodic log lines are averaged over all processes: the same numbers as
+    one process with the whole batch. A NaN or infinite loss raises ``NonFiniteLossError``
+    before the step that would spread it into the weights.
     """
     model.train()
     num_steps = len(data_loader)
@@ -59,7 +66,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, data_loader: Iterabl
             loss = criterion(model(images), targets)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
-            raise FloatingPointError(f'loss is {loss_value} at epoch {epoch} step {step}; stopping training')
+            raise NonFiniteLossError(f'loss is {loss_value} at epoch {epoch}, iteration {step + 1}/{num_steps} '
+                                     f'(iteration {first_update + step + 1} of the run)')
 
         optimizer.zero_grad(set_to_none=True)
         if loss_scaler is not None:
@@ -77,11 +85,13 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, data_loader: Iterabl
         samples += batch
         window_images += batch
         if (step + 1) % log_interval == 0 or step + 1 == num_steps:
+            batch_loss, batch_total, epoch_loss, epoch_samples = all_reduce_sum(
+                [loss_value * batch, batch, loss_sum, samples], device)
             now = time.time()
             eta = (now - start) / (step + 1) * (num_steps - step - 1)
             logger.info(f'Epoch [{epoch}][{step + 1}/{num_steps}]  '
-                        f'eta {datetime.timedelta(seconds=int(eta))}  '
-                        f'lr {optimizer.param_groups[0]["lr"]:.3e}  loss {loss_value:.4f} ({loss_sum / samples:.4f})  '
+                        f'eta {datetime.timedelta(seconds=int(eta))}  lr {optimizer.param_groups[0]["lr"]:.3e}  '
+                        f'loss {batch_loss / batch_total:.4f} ({epoch_loss / epoch_samples:.4f})  '
                         f'{window_images * world_size() / max(now - window_start, 1e-9):.1f} imgs/s')
             window_start, window_images = now, 0
     loss_sum, samples = all_reduce_sum([loss_sum, samples], device)

@@ -7,7 +7,6 @@ erasing, repeated augmentation, ``Mixup``/CutMix with ``SoftTargetCrossEntropy``
 clipping and AMP. Runs in one process or under ``torchrun`` (gloo on CPU, nccl on CUDA).
 """
 import datetime
-import json
 import logging
 import os
 import sys
@@ -23,14 +22,15 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, NativeScaler, random_seed
 from timm.utils.distributed import init_distributed_device_so
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
+from ..fileio import atomic_torch_save
 from ..models.gfnet import arch_settings, create_gfnet
-from .checkpoint import (BEST_CHECKPOINT, LAST_CHECKPOINT, LOG_FILE, load_pretrained, resume,
-                         save_checkpoint, training_state)
+from .checkpoint import (BEST_CHECKPOINT, LAST_CHECKPOINT, LOG_FILE, load_pretrained, read_log, resume,
+                         training_state, write_log)
 from .config import args_to_dict, parse_args
-from .data import build_dataset, build_mixup, check_same_classes
-from .engine import evaluate, train_one_epoch
+from .data import build_dataset, build_mixup, check_images, check_same_classes
+from .engine import NonFiniteLossError, evaluate, train_one_epoch
 
 logger = logging.getLogger(__name__)
 LOGGER_NAME = __name__.rpartition('.')[0]
@@ -38,18 +38,29 @@ LOGGER_NAME = __name__.rpartition('.')[0]
 LR_REFERENCE_BATCH = 512
 
 
+class StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a line is logged: tests and notebooks replace it."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+        self.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%m/%d %H:%M:%S'))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def setup_logging(primary: bool) -> None:
     """INFO lines on stdout from the primary process; only warnings from the others."""
     package_logger = logging.getLogger(LOGGER_NAME)
     package_logger.setLevel(logging.INFO if primary else logging.WARNING)
     package_logger.propagate = False
-    handler = next((h for h in package_logger.handlers if getattr(h, '_gfnet_cls', False)), None)
-    if handler is None:
-        handler = logging.StreamHandler()
-        handler._gfnet_cls = True
-        handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%m/%d %H:%M:%S'))
-        package_logger.addHandler(handler)
-    handler.setStream(sys.stdout)
+    if not any(isinstance(handler, StdoutHandler) for handler in package_logger.handlers):
+        package_logger.addHandler(StdoutHandler())
 
 
 def build_model(args, num_classes: int) -> nn.Module:
@@ -82,29 +93,45 @@ def resolve_amp(args, device: torch.device) -> Tuple[Optional[torch.dtype], Opti
 
 
 def build_loaders(args, rank: int, world: int) -> Tuple[Optional[DataLoader], DataLoader, int]:
-    """Train (None with ``--eval``) and val loaders, and the number of classes. Training drops the
-    last incomplete batch (mixup pairs images within a batch); ``--dist-eval`` gives each
-    process a disjoint shard of val, without the padding a DistributedSampler adds."""
+    """Train (None with ``--eval``) and val loaders, and the number of classes.
+
+    Training drops the last incomplete batch (mixup pairs images within a batch). Its sampler
+    shuffles by seed and epoch and deals the order out to the processes in turn, so step ``i``
+    covers the same images whatever the number of processes sharing the total batch.
+    ``--dist-eval`` gives each process a disjoint shard of val, without the padding a
+    DistributedSampler adds. ``--check-images`` opens every image first.
+    """
     val_set, num_classes = build_dataset(False, args)
     common = dict(num_workers=args.num_workers, pin_memory=args.pin_mem and torch.cuda.is_available())
     val_sampler = range(rank, len(val_set), world) if args.dist_eval and world > 1 else SequentialSampler(val_set)
     val_loader = DataLoader(val_set, sampler=val_sampler, batch_size=int(1.5 * args.batch_size), **common)
     if args.eval:
         logger.info(f'{args.data_set} at {args.data_path}: {len(val_set)} val images, {num_classes} classes')
+        _check_images(args, {'val': val_set}, rank, world)
         return None, val_loader, num_classes
 
     train_set, _ = build_dataset(True, args)
     check_same_classes(train_set, val_set, args.data_path)
     logger.info(f'{args.data_set} at {args.data_path}: {len(train_set)} train and {len(val_set)} val images, '
                 f'{num_classes} classes')
+    _check_images(args, {'train': train_set, 'val': val_set}, rank, world)
     if args.repeated_aug:
         train_sampler = RepeatAugSampler(train_set, num_replicas=world, rank=rank, shuffle=True)
-    elif world > 1:
-        train_sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
     else:
-        train_sampler = RandomSampler(train_set)
+        train_sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
     train_loader = DataLoader(train_set, sampler=train_sampler, batch_size=args.batch_size, drop_last=True, **common)
     return train_loader, val_loader, num_classes
+
+
+def _check_images(args, sets: dict, rank: int, world: int) -> None:
+    """``--check-images``: each process opens its share of the image headers of every set."""
+    if not args.check_images:
+        return
+    share = f' (1/{world} of them, on each process)' if world > 1 else ''
+    for name, dataset in sets.items():
+        count = check_images(dataset, name, rank, world, args.num_workers)
+        if count:
+            logger.info(f'{name}: {count} images open cleanly{share}')
 
 
 def effective_lr(args, world: int) -> float:
@@ -136,9 +163,18 @@ def main(args=None) -> dict:
             dist.destroy_process_group()
 
 
+def _resume_hint(kept_checkpoint: Optional[Tuple[str, int]]) -> str:
+    if kept_checkpoint is None:
+        return 'No checkpoint was written yet.'
+    path, epoch = kept_checkpoint
+    return (f'The checkpoint of epoch {epoch}, {path}, is intact: continue with --resume {path}, '
+            'perhaps with a lower --lr, a longer --warmup-epochs or --clip-grad.')
+
+
 def run(args, device: torch.device, rank: int, world: int) -> dict:
     primary = rank == 0
     setup_logging(primary)
+    arch_settings(args.arch)  # an unknown --arch fails now, listing the valid ones, not after reading the data
     if args.eval and not (args.resume or args.finetune):
         raise ValueError('--eval needs the weights to evaluate: --resume CHECKPOINT')
     random_seed(args.seed, rank)
@@ -177,8 +213,13 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
     model_without_ddp = model
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+    last_path, best_path = (os.path.join(args.output_dir, name) for name in (LAST_CHECKPOINT, BEST_CHECKPOINT))
+    log_path = os.path.join(args.output_dir, LOG_FILE)
+    log = []
     if args.output_dir and primary:
         os.makedirs(args.output_dir, exist_ok=True)
+        log = read_log(log_path, before_epoch=start_epoch)
+    kept_checkpoint = (args.resume, start_epoch - 1) if args.resume and start_epoch > 0 else None
 
     logger.info(f'training epochs {start_epoch}..{args.epochs - 1} on {world} process(es), lr {lr:.3e} '
                 f'for a total batch of {args.batch_size * world}')
@@ -190,9 +231,12 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
         random_seed(args.seed + (epoch + 1) * world, rank)
         if hasattr(train_loader.sampler, 'set_epoch'):
             train_loader.sampler.set_epoch(epoch)
-        train_stats = train_one_epoch(model, criterion, train_loader, optimizer, device, epoch,
-                                      loss_scaler=loss_scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
-                                      model_ema=model_ema, mixup_fn=mixup_fn, log_interval=args.log_interval)
+        try:
+            train_stats = train_one_epoch(model, criterion, train_loader, optimizer, device, epoch,
+                                          loss_scaler=loss_scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
+                                          model_ema=model_ema, mixup_fn=mixup_fn, log_interval=args.log_interval)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(f'{err}: training stopped. {_resume_hint(kept_checkpoint)}') from None
         test_stats = evaluate(model, val_loader, device, amp_dtype, reduce=reduce_eval)
         lr_scheduler.step(epoch + 1, test_stats['acc1'])  # the metric matters to 'plateau' only
         stats = {'epoch': epoch, **{f'train_{k}': v for k, v in train_stats.items()},
@@ -200,20 +244,23 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
         if model_ema is not None:
             ema_stats = evaluate(model_ema.module, val_loader, device, amp_dtype, reduce=reduce_eval)
             stats.update({f'test_ema_{k}': v for k, v in ema_stats.items() if k != 'images'})
-        best_path = os.path.join(args.output_dir, BEST_CHECKPOINT)
         is_best = test_stats['acc1'] > max_accuracy or not os.path.exists(best_path)
         max_accuracy = max(max_accuracy, test_stats['acc1'])
         stats.update(max_accuracy=max_accuracy, n_parameters=n_parameters)
         logger.info(f"Epoch [{epoch}] Acc@1 {test_stats['acc1']:.3f} Acc@5 {test_stats['acc5']:.3f} "
                     f"loss {test_stats['loss']:.3f}; max Acc@1 {max_accuracy:.3f}")
         if args.output_dir and primary:
+            # checkpoint.pth goes last: a run killed before it is resumed from the previous epoch,
+            # which it redoes, rewriting that epoch's log line and best checkpoint.
+            log.append(stats)
+            write_log(log_path, log)
             state = training_state(model_without_ddp, optimizer, lr_scheduler, loss_scaler, model_ema, epoch,
                                    max_accuracy, args_to_dict(args))
-            save_checkpoint(state, os.path.join(args.output_dir, LAST_CHECKPOINT))
             if is_best:
-                save_checkpoint(state, best_path)
-            with open(os.path.join(args.output_dir, LOG_FILE), 'a') as f:
-                f.write(json.dumps(stats) + '\n')
+                atomic_torch_save(state, best_path)
+            atomic_torch_save(state, last_path)
+        if args.output_dir:
+            kept_checkpoint = (last_path, epoch)
     logger.info(f'training time {datetime.timedelta(seconds=int(time.time() - start_time))}')
     return stats
 

@@ -4,15 +4,17 @@
 annotation folder. ``check_segmentation_dataset`` runs on a built mmseg dataset: images without
 annotations and the reverse, unreadable images, label values outside the classes that are not
 the ignore index. ``SegDataCheckHook`` runs the latter on the train and val sets in
-``before_train``, so that a bad file stops the run in minutes, not in the middle of an epoch.
+``before_train`` (each process of a distributed run reading its share), so that a bad file stops
+the run in minutes, not in the middle of an epoch.
 """
 import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Tuple
+from typing import Iterator, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
@@ -36,9 +38,9 @@ def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
         yield dataset_cfg
 
 
-def check_data_config(cfg) -> None:
-    """Raise ``DataCheckError`` if a dataloader's image or annotation folder is missing or empty."""
-    for loader in DATALOADERS:
+def check_data_config(cfg, loaders: Sequence[str] = DATALOADERS) -> None:
+    """Raise ``DataCheckError`` if an image or annotation folder of ``loaders`` is missing or empty."""
+    for loader in loaders:
         if not cfg.get(loader):
             continue
         for dataset in _leaf_datasets(cfg[loader]['dataset']):
@@ -85,9 +87,11 @@ def _check_pair(item: Tuple[str, str], allowed: np.ndarray) -> str:
     return ''
 
 
-def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4) -> int:
-    """Check every sample of a built mmseg dataset; raise ``DataCheckError`` naming the first bad
-    file. Returns the number of samples checked."""
+def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4, rank: int = 0,
+                               world_size: int = 1) -> int:
+    """Check the samples of a built mmseg dataset; raise ``DataCheckError`` naming the first bad
+    file. Process ``rank`` of ``world_size`` reads every ``world_size``-th sample, so that the
+    processes of a distributed run share the reading. Returns the number of samples read."""
     infos = (dataset.get_data_info(i) for i in range(len(dataset)))
     items = [(info['img_path'], info.get('seg_map_path')) for info in infos]
     img_dir = dataset.data_prefix.get('img_path')
@@ -103,6 +107,7 @@ def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4)
                     raise DataCheckError(f'{name}: annotation {osp.join(ann_dir, rel)} has no image '
                                          f'(expected one with suffix {dataset.img_suffix!r} in {img_dir})')
     allowed = _allowed_labels(dataset)
+    items = items[rank::world_size]
     with ThreadPoolExecutor(workers) as pool:
         problems = pool.map(lambda item: _check_pair(item, allowed), items)
         for problem in tqdm(problems, total=len(items), desc=f'checking {name}', unit='img',
@@ -122,11 +127,13 @@ class SegDataCheckHook(Hook):
         loaders = [('train', runner.train_dataloader)]
         if runner.val_loop is not None:
             loaders.append(('val', runner.val_dataloader))
+        rank, world_size = get_dist_info()
         for name, loader in loaders:
             for dataset in _built_leaf_datasets(loader.dataset):
-                count = check_segmentation_dataset(dataset, f'{name} set')
-                print_log(f'data check: {count} {name} samples in {dataset.data_root or "."} are sound',
-                          logger='current')
+                count = check_segmentation_dataset(dataset, f'{name} set', rank=rank, world_size=world_size)
+                share = f' (this process\'s share of {len(dataset)})' if world_size > 1 else ''
+                print_log(f'data check: {count} {name} samples in {dataset.data_root or "."} are '
+                          f'sound{share}', logger='current')
 
 
 def _built_leaf_datasets(dataset):

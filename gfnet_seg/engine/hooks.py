@@ -8,8 +8,8 @@
   it (validation, a crash and ``--resume``). Together with mmengine's resume, which replays the
   data loader to the resumed iteration, a resumed run ends with the same weights as an
   uninterrupted one.
-* ``StopOnInvalidLossHook``: a NaN/inf loss stops training with the iteration number, before
-  the checkpoint hook could save the poisoned weights.
+* ``StopOnInvalidLossHook``: a NaN/inf loss stops training with the iteration number, and no
+  checkpoint with NaN/inf weights is ever written.
 """
 import math
 import os.path as osp
@@ -47,16 +47,36 @@ class IterationSeedHook(Hook):
 
 @HOOKS.register_module()
 class StopOnInvalidLossHook(Hook):
-    """Raise ``FloatingPointError`` naming the iteration when the loss is NaN or infinite."""
+    """Stop training at the first NaN/inf loss, and never save a checkpoint with NaN/inf weights.
+
+    A non-finite loss raises ``FloatingPointError`` naming the iteration, before the checkpoint
+    hook could save the poisoned weights. An update can also turn the weights non-finite while
+    its own loss was finite (an overflowing gradient); the check of every saved tensor in
+    ``before_save_checkpoint`` catches that one, so the last checkpoint on disk is always one to
+    resume from.
+    """
 
     priority = 'ABOVE_NORMAL'  # before CheckpointHook (VERY_LOW) can save this iteration
+
+    def before_train(self, runner) -> None:
+        # The checkpoint hook announces a file before it is written; this one is known good.
+        self._last_saved = runner.message_hub.get_info('last_ckpt')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = (outputs or {}).get('loss')
         if loss is not None and not math.isfinite(float(loss)):
-            last = runner.message_hub.get_info('last_ckpt')
-            kept = f'last checkpoint kept: {last}' if last else 'no checkpoint was saved yet'
-            raise FloatingPointError(
-                f'loss is {float(loss)} at iteration {runner.iter + 1}; training stopped ({kept}). '
-                f'Lower the learning rate, check the data, or resume with --resume from '
-                f'{osp.dirname(last) if last else runner.work_dir}.')
+            self._stop(runner, f'loss is {float(loss)}', runner.iter + 1)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        for key, value in checkpoint.get('state_dict', {}).items():
+            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                self._stop(runner, f'weight {key} is not finite', checkpoint['meta']['iter'])
+        self._last_saved = runner.message_hub.get_info('last_ckpt')
+
+    def _stop(self, runner, problem: str, iteration: int) -> None:
+        last = self._last_saved
+        kept = f'last checkpoint kept: {last}' if last else 'no checkpoint was saved yet'
+        raise FloatingPointError(
+            f'{problem} at iteration {iteration}; training stopped ({kept}). Lower the '
+            f'learning rate, check the data, or resume with --resume from '
+            f'{osp.dirname(last) if last else runner.work_dir}.')

@@ -1,12 +1,15 @@
 """Flags, YAML configs, model building and data checks of tools/train_cls.py (no training)."""
+import datetime
 import os
+import re
 
 import pytest
 import torch
 import yaml
 
 from gfnet_seg import ARCH_SETTINGS
-from gfnet_seg.classification import build_dataset, build_loaders, build_model, effective_lr, parse_args
+from gfnet_seg.classification import (args_to_dict, build_dataset, build_loaders, build_model, effective_lr, main,
+                                      parse_args)
 
 from cls_utils import COLOURS, make_image_folder
 
@@ -56,17 +59,63 @@ def test_isotropic_arch_rejects_per_stage_widths():
         build_model(parse_args(['--arch', 'gfnet-ti', '--embed-dims', '8', '16', '24', '32']), num_classes=3)
 
 
+def test_unknown_arch_lists_the_valid_ones_before_reading_data():
+    with pytest.raises(ValueError, match=r"unknown GFNet arch 'gfnet-huge'; valid: ti, xs, s, b, h-ti"):
+        main(['--arch', 'gfnet-huge', '--data-path', 'nowhere'])
+
+
 def test_data_errors_name_the_folder(tmp_path):
     missing = str(tmp_path / 'nowhere')
-    with pytest.raises(FileNotFoundError, match='nowhere'):
-        build_dataset(True, parse_args(['--data-path', missing]))
-    os.makedirs(tmp_path / 'empty' / 'train')
-    with pytest.raises(FileNotFoundError, match=os.path.join('empty', 'train')):
+    for data_path in (missing, ''):
+        with pytest.raises(FileNotFoundError, match=f"--data-path '{re.escape(data_path)}' is not a folder"):
+            build_dataset(True, parse_args(['--data-path', data_path]))
+    os.makedirs(tmp_path / 'empty' / 'train' / 'n00000000')  # a class folder without images
+    with pytest.raises(FileNotFoundError, match=os.path.join('no images in .*empty', 'train')):
         build_dataset(True, parse_args(['--data-path', str(tmp_path / 'empty')]))
     with pytest.raises(FileNotFoundError, match='CIFAR10 not found'):
-        build_dataset(True, parse_args(['--data-set', 'CIFAR10', '--data-path', missing]))
+        build_dataset(True, parse_args(['--data-set', 'CIFAR10', '--data-path', str(tmp_path / 'empty')]))
 
     data = make_image_folder(tmp_path / 'mismatch', train_per_class=1, val_per_class=(1,) * len(COLOURS))
     os.rename(os.path.join(data, 'val', 'n00000003'), os.path.join(data, 'val', 'n00000009'))
-    with pytest.raises(ValueError, match='n00000009'):
-        build_loaders(parse_args(['--data-path', data, '--input-size', '32']), rank=0, world=1)
+    with pytest.raises(ValueError, match=r"only in train: \['n00000003'\], only in val: \['n00000009'\]"):
+        build_loaders(parse_args(['--data-path', data, '--input-size', '32', '--num_workers', '0']), rank=0, world=1)
+
+
+def test_corrupt_images_are_named(tmp_path):
+    data = make_image_folder(tmp_path, train_per_class=2, val_per_class=(1,) * len(COLOURS))
+    flags = ['--data-path', data, '--input-size', '32', '--num_workers', '0']
+    build_loaders(parse_args(flags), rank=0, world=1)  # sound: no error
+    image = os.path.join(data, 'train', 'n00000002', 'train_0001.JPEG')
+    with open(image, 'wb') as f:
+        f.write(b'not an image')
+
+    # Found before training, by the process whose share of the images holds it.
+    with pytest.raises(ValueError, match=f'train: corrupt or unreadable image file {re.escape(image)}'):
+        build_loaders(parse_args(flags), rank=0, world=1)
+    train_loader, _, _ = build_loaders(parse_args([*flags, '--no-check-images']), rank=0, world=1)
+    index = [path for path, _ in train_loader.dataset.samples].index(image)
+    with pytest.raises(ValueError, match=re.escape(image)):
+        build_loaders(parse_args(flags), rank=index % 2, world=2)
+    build_loaders(parse_args(flags), rank=1 - index % 2, world=2)  # the other share is sound
+    # Unchecked, it is named when the loader reaches it.
+    with pytest.raises(ValueError, match=f'cannot read image {re.escape(image)}'):
+        train_loader.dataset[index]
+
+
+def test_flags_in_a_checkpoint_load_with_weights_only(tmp_path):
+    """Every flag, at its default and at values of each kind argparse and YAML produce, survives
+    ``torch.load(weights_only=True)`` unchanged in meaning."""
+    config = tmp_path / 'recipe.yaml'
+    config.write_text('output_dir: 2021-06-01\ncutmix-minmax: [0.2, 0.8]\n')  # YAML reads a date
+    flags = parse_args(['--config', str(config), '--opt-betas', '0.9', '0.99', '--embed-dims', '8', '16',
+                        '--no-repeated-aug', '--amp', '--drop-path', '0.1'])
+    flags.opt_betas = tuple(flags.opt_betas)
+    for args in (parse_args([]), flags):
+        path = tmp_path / 'args.pth'
+        torch.save({'args': args_to_dict(args)}, path)
+        loaded = torch.load(path, weights_only=True)['args']
+        assert loaded.keys() == vars(args).keys()
+        for key, value in vars(args).items():
+            expected = list(value) if isinstance(value, tuple) else value
+            assert loaded[key] == (str(value) if isinstance(value, datetime.date) else expected), key
+    assert loaded['output_dir'] == '2021-06-01' and loaded['opt_betas'] == [0.9, 0.99] and loaded['amp'] is True

@@ -1,0 +1,65 @@
+"""What the tool tests share: the synthetic config shrunk to tiny widths, the tools run as a user
+runs them, and reading back what they wrote."""
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = 'configs/sem_fpn/fpn_gfnet-h-ti_1xb2-300_synthetic-128x128.py'
+# GFNet-H-Ti's shape at tiny widths, set from the command line: a training iteration takes
+# tens of milliseconds on one core.
+TINY_MODEL = {
+    'model.backbone.arch._delete_': True,  # replaces the string 'h-ti' by the dict below
+    'model.backbone.arch.embed_dims': [16, 32, 48, 64],
+    'model.backbone.arch.depths': [1, 1, 1, 1],
+    'model.backbone.arch.layer_scale_init': 1e-3,
+    'model.neck.in_channels': [16, 32, 48, 64],
+    'model.neck.out_channels': 32,
+    'model.decode_head.in_channels': [32, 32, 32, 32],
+    'model.decode_head.channels': 32,
+}
+
+
+def data_options(data_root) -> dict:
+    return {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
+
+
+def as_flags(options: dict) -> list:
+    """``--cfg-options`` arguments for ``options``."""
+    return ['--cfg-options', *(f'{key}={value}' for key, value in options.items())]
+
+
+def _checked(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, (f'{" ".join(map(str, result.args))}\nexit code {result.returncode}\n'
+                                    f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    return result
+
+
+def run_tool(tool: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python tools/<tool> ARGS`` from the repository root, on one intra-op thread (the test
+    machine's cores are shared); fails the test with the tool's output if it fails."""
+    return _checked(subprocess.run(
+        [sys.executable, os.path.join('tools', tool), *map(str, args)], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS='1')))
+
+
+def run_distributed(script: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``bash tools/<script> ARGS`` (torchrun; gloo on CPU) on a free port."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port), OMP_NUM_THREADS='1')
+    return _checked(subprocess.run(['bash', os.path.join('tools', script), *map(str, args)], cwd=REPO_ROOT,
+                                   capture_output=True, text=True, timeout=timeout, env=env))
+
+
+def dumped_metrics(work_dir) -> dict:
+    """The metrics ``tools/test.py --work-dir`` dumped (``<work_dir>/<timestamp>/<timestamp>.json``)."""
+    paths = glob.glob(os.path.join(str(work_dir), '*', '*.json'))
+    assert len(paths) == 1, paths
+    with open(paths[0]) as file:
+        return json.load(file)
+
