@@ -2,22 +2,5 @@
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py flags]
 # One process per GPU via torchrun (on a machine without GPUs: per CPU process, gloo; override
 # SyncBN with --cfg-options model.decode_head.norm_cfg.type=BN).
-set -e
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+TOOLS=$(dirname "$0")
+exec bash "$TOOLS/torchrun.sh" "$TOOLS/train.py" "$2" "$1" --launcher pytorch "${@:3}"

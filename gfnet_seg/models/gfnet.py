@@ -54,14 +54,15 @@ def check_input(x: torch.Tensor, in_chans: int, min_size: int) -> None:
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches by a strided conv: (B, C, H, W) image -> (B, H/p, W/p, D) tokens."""
+    """Non-overlapping patches by a strided conv: (B, C, H, W) image -> (B, H/p, W/p, D) tokens,
+    contiguous (every later layer, FFT included, is fastest on contiguous channels-last tokens)."""
 
     def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).permute(0, 2, 3, 1)
+        return self.proj(x).permute(0, 2, 3, 1).contiguous()
 
 
 class Downsample(nn.Module):
@@ -72,7 +73,27 @@ class Downsample(nn.Module):
         self.proj = nn.Conv2d(dim_in, dim_out, kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()
+
+
+# CPU inference runs the token-wise half of a block on chunks of tokens whose hidden MLP activations
+# hold about this many elements per thread (4 MiB in float32): they stay in cache, where activations
+# of the whole map (4x its width) would fill a fresh buffer, page faults included, several times per
+# block. Scaled by the thread count, so that every thread keeps a large share of each chunk.
+CHUNK_ELEMENTS = 2 ** 20
+
+
+def add_in_chunks(x: torch.Tensor, tokens: torch.Tensor, token_fn, chunk_tokens: int) -> torch.Tensor:
+    """``x + token_fn(tokens)`` for a token-wise ``token_fn``, computed ``chunk_tokens`` tokens at a time."""
+    flat_x, flat_tokens = x.reshape(-1, x.shape[-1]), tokens.reshape(-1, tokens.shape[-1])
+    out = None
+    for start in range(0, flat_x.shape[0], chunk_tokens):
+        rows = slice(start, start + chunk_tokens)
+        branch = token_fn(flat_tokens[rows])
+        if out is None:  # in the dtype ``x + branch`` has under autocast
+            out = flat_x.new_empty(flat_x.shape, dtype=torch.promote_types(flat_x.dtype, branch.dtype))
+        torch.add(flat_x[rows], branch, out=out[rows])
+    return out.view(x.shape)
 
 
 class Block(nn.Module):
@@ -89,11 +110,17 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.gamma = None if layer_scale_init is None else nn.Parameter(layer_scale_init * torch.ones(dim))
 
+    def channel_mix(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``gamma * mlp(norm2(tokens))``: token-wise, so it runs on any subset of the tokens."""
+        branch = self.mlp(self.norm2(tokens))
+        return branch if self.gamma is None else self.gamma * branch
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = self.mlp(self.norm2(self.filter(self.norm1(x))))
-        if self.gamma is not None:
-            branch = self.gamma * branch
-        return x + self.drop_path(branch)
+        mixed = self.filter(self.norm1(x))
+        if self.training or torch.is_grad_enabled() or not x.is_cpu:
+            return x + self.drop_path(self.channel_mix(mixed))
+        chunk_tokens = CHUNK_ELEMENTS * torch.get_num_threads() // self.mlp.fc1.out_features
+        return add_in_chunks(x, mixed, self.channel_mix, max(1, chunk_tokens))
 
 
 class _GFNetBase(nn.Module):
