@@ -2,8 +2,6 @@
 the same total batch: the same loss at every iteration, the same weights, the same evaluation."""
 import os
 import re
-import socket
-import subprocess
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch
 from gfnet_seg.classification import main
 
 from cls_utils import ARCH, TINY_FLAGS, read_log
+from launch_utils import run_distributed
 
 # Nothing random that differs between one and two processes: no augmentation (each process draws
 # its own), no mixup, no stochastic depth. The repeated-augmentation sampler stays: it deals the
@@ -20,22 +19,14 @@ SAME_ON_ANY_WORLD = [*TINY_FLAGS, '--no-aug', '--mixup', '0', '--cutmix', '0', '
 ITERATION_LOSS = re.compile(r'Epoch \[0\]\[(\d+)/\d+\].*?  loss (\S+) ')
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def iteration_losses(stdout):
     return {int(step): float(loss) for step, loss in ITERATION_LOSS.findall(stdout)}
 
 
-def test_two_processes_match_one_with_the_same_total_batch(tmp_path, image_data, repo_root, python, capsys):
+def test_two_processes_match_one_with_the_same_total_batch(tmp_path, image_data, capsys):
     two, one = str(tmp_path / 'two'), str(tmp_path / 'one')
-    cmd = ['bash', os.path.join(repo_root, 'tools', 'dist_train_cls.sh'), ARCH, '2', *SAME_ON_ANY_WORLD,
-           '--data-path', image_data, '--output_dir', two, '--batch-size', '8', '--dist-eval']
-    env = dict(os.environ, PYTHON=python, PORT=str(free_port()), OMP_NUM_THREADS='1')
-    result = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    result = run_distributed('dist_train_cls.sh', ARCH, 2, *SAME_ON_ANY_WORLD, '--data-path', image_data,
+                             '--output_dir', two, '--batch-size', 8, '--dist-eval')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert 'on 2 process(es)' in result.stdout
 

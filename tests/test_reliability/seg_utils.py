@@ -2,7 +2,6 @@
 the tools run as subprocesses (optionally with a test-only hook slipped into the runner), and
 checkpoint reading."""
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,16 +83,6 @@ class Tool:
 def run_tool(args, hook: str = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run a tool (see ``Tool``) to the end."""
     return Tool(args, hook).wait(timeout)
-
-
-def run_distributed(args, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``bash tools/<args[0]> ...`` (torchrun; gloo on CPU) on a free port."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port), OMP_NUM_THREADS='1')
-    return subprocess.run(['bash', os.path.join('tools', args[0]), *map(str, args[1:])], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def weights(checkpoint_path) -> dict:

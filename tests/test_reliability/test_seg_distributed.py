@@ -12,7 +12,8 @@ import re
 
 import torch
 
-from seg_utils import Tool, failure, run_distributed, weights, write_tiny_config
+from launch_utils import run_distributed
+from seg_utils import Tool, failure, weights, write_tiny_config
 
 SIZE = 64
 # The same images whatever the process count: a deterministic pipeline, no dropout, and
@@ -42,8 +43,8 @@ def test_two_processes_train_and_evaluate_as_one(tmp_path, synthetic_root):
     single, double = tmp_path / 'single', tmp_path / 'double'
 
     single_run = Tool(['train.py', config, '--work-dir', single])
-    result = run_distributed(['dist_train.sh', config, 2, '--work-dir', double,
-                              '--cfg-options', 'train_dataloader.batch_size=1'])
+    result = run_distributed('dist_train.sh', config, 2, '--work-dir', double,
+                             '--cfg-options', 'train_dataloader.batch_size=1')
     assert result.returncode == 0, failure(result)
     result = single_run.wait()
     assert result.returncode == 0, failure(result)
@@ -53,8 +54,8 @@ def test_two_processes_train_and_evaluate_as_one(tmp_path, synthetic_root):
 
     # The single run validated iter_4's weights as its last step: the metrics to match.
     single_metrics = METRICS.findall(result.stdout + result.stderr)
-    result = run_distributed(['dist_test.sh', config, single / 'iter_4.pth', 2, '--work-dir', tmp_path / 'test',
-                              '--cfg-options', f'test_evaluator.1.out_file_path={tmp_path / "results.pkl"}'])
+    result = run_distributed('dist_test.sh', config, single / 'iter_4.pth', 2, '--work-dir', tmp_path / 'test',
+                             '--cfg-options', f'test_evaluator.1.out_file_path={tmp_path / "results.pkl"}')
     assert result.returncode == 0, failure(result)
     assert len(single_metrics) == 1 and METRICS.findall(result.stdout + result.stderr) == single_metrics
 

@@ -3,9 +3,10 @@ runs them, and reading back what they wrote."""
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
+
+import launch_utils
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = 'configs/sem_fpn/fpn_gfnet-h-ti_1xb2-300_synthetic-128x128.py'
@@ -47,13 +48,8 @@ def run_tool(tool: str, *args, timeout: int = 300) -> subprocess.CompletedProces
 
 
 def run_distributed(script: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``bash tools/<script> ARGS`` (torchrun; gloo on CPU) on a free port."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port), OMP_NUM_THREADS='1')
-    return _checked(subprocess.run(['bash', os.path.join('tools', script), *map(str, args)], cwd=REPO_ROOT,
-                                   capture_output=True, text=True, timeout=timeout, env=env))
+    """``bash tools/<script> ARGS`` (torchrun; gloo on CPU); fails the test if it fails."""
+    return _checked(launch_utils.run_distributed(script, *args, timeout=timeout))
 
 
 def dumped_metrics(work_dir) -> dict:
