@@ -64,8 +64,11 @@ class StopOnInvalidLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = (outputs or {}).get('loss')
-        if loss is not None and not math.isfinite(float(loss)):
-            self._stop(runner, f'loss is {float(loss)}', runner.iter + 1)
+        if loss is None:
+            return
+        value = float(torch.as_tensor(loss).detach())
+        if not math.isfinite(value):
+            self._stop(runner, f'loss is {value}', runner.iter + 1)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         for key, value in checkpoint.get('state_dict', {}).items():
