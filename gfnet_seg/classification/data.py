@@ -1,13 +1,13 @@
 """Data sets, transforms and mixup of the GFNet/DeiT recipe, built from timm's parts."""
 import os
-from multiprocessing.pool import ThreadPool
 from typing import Optional, Tuple
 
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create_transform
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
-from tqdm import tqdm
+
+from ..fileio import first_problem
 
 # Up to this size an image is taken as is (CIFAR): no random resized crop, no eval resize.
 SMALL_INPUT = 32
@@ -88,12 +88,10 @@ def check_images(dataset: Dataset, name: str, rank: int = 0, world: int = 1, wor
     raise ``ValueError`` naming the first bad file, so that it stops the run before training, not
     hours into an epoch. Sets without files (CIFAR) are skipped. Returns the number checked."""
     paths = [path for path, _ in getattr(dataset, 'samples', [])][rank::world]
-    with ThreadPool(max(1, workers)) as pool:
-        problems = pool.imap(_image_problem, paths, chunksize=64)
-        for problem in tqdm(problems, total=len(paths), desc=f'checking {name} images', unit='img',
-                            disable=rank != 0 or len(paths) < 1000):
-            if problem:
-                raise ValueError(f'{name}: {problem}')
+    problem = first_problem(_image_problem, paths, f'checking {name} images', workers,
+                            progress=rank == 0 and len(paths) >= 1000)
+    if problem:
+        raise ValueError(f'{name}: {problem}')
     return len(paths)
 
 

@@ -9,7 +9,6 @@ the run in minutes, not in the middle of an epoch.
 """
 import os
 import os.path as osp
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence, Tuple
 
 import cv2
@@ -18,7 +17,8 @@ from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
-from tqdm import tqdm
+
+from ..fileio import first_problem
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -108,12 +108,10 @@ def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4,
                                          f'(expected one with suffix {dataset.img_suffix!r} in {img_dir})')
     allowed = _allowed_labels(dataset)
     items = items[rank::world_size]
-    with ThreadPoolExecutor(workers) as pool:
-        problems = pool.map(lambda item: _check_pair(item, allowed), items)
-        for problem in tqdm(problems, total=len(items), desc=f'checking {name}', unit='img',
-                            disable=len(items) < 200):
-            if problem:
-                raise DataCheckError(f'{name}: {problem}')
+    problem = first_problem(lambda item: _check_pair(item, allowed), items, f'checking {name}', workers,
+                            progress=len(items) >= 200)
+    if problem:
+        raise DataCheckError(f'{name}: {problem}')
     return len(items)
 
 
