@@ -25,5 +25,9 @@ setup(
         'tqdm',
         'pyyaml',
     ],
-    extras_require={'dev': ['pytest>=7', 'pytest-timeout']},
+    extras_require={
+        'dev': ['pytest>=7', 'pytest-timeout'],
+        # ONNX export and its verification in onnxruntime (tools/deployment/); the core needs none.
+        'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.2'],
+    },
 )
