@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import os.path as osp
-import sys
 from typing import Optional
 
 import numpy as np
@@ -22,13 +21,15 @@ from mmseg.apis import inference_model, init_model, show_result_pyplot
 from mmseg.registry import OPTIM_WRAPPERS, RUNNERS
 from mmseg.structures import SegDataSample
 
-from .engine import check_data_config
+from . import fileio
+from .engine import check_data_config, fallback_checkpoint
 from .models.checkpoint import UnsafeCheckpointError
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
-# What the checks of gfnet_seg raise for bad input (DataCheckError is a ValueError; the models
-# raise ValueError for an unknown arch, a too small input or a checkpoint of another arch).
-USER_ERRORS = (ValueError, FileNotFoundError, UnsafeCheckpointError, FloatingPointError)
+# What the checks of gfnet_seg raise for bad input (DataCheckError and IncompleteFileError are
+# ValueErrors; the models raise ValueError for an unknown arch, a too small input or a checkpoint
+# of another arch), and a save that failed (WriteError: a full disk).
+USER_ERRORS = (ValueError, FileNotFoundError, UnsafeCheckpointError, FloatingPointError, fileio.WriteError)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -50,7 +51,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
 
 def setup_train(cfg: Config, resume: bool = False, amp: bool = False) -> Config:
     """``--resume`` (from the latest checkpoint in the work dir) and ``--amp``, as in mmseg;
-    ``--amp`` on a machine without CUDA trains in bfloat16 with ``CPUAmpOptimWrapper``."""
+    ``--amp`` on a machine without CUDA trains in bfloat16 with ``CPUAmpOptimWrapper``.
+
+    A checkpoint to load (``load_from``) must be complete. Where ``last_checkpoint`` names a
+    missing or incomplete file, ``--resume`` continues from the newest complete checkpoint.
+    """
+    if cfg.get('load_from'):
+        fileio.check_checkpoint(cfg.load_from)
+    elif resume:
+        cfg.load_from = fallback_checkpoint(cfg.work_dir)
     if amp:
         wrapper = cfg.optim_wrapper.type
         if wrapper == 'AmpOptimWrapper':
@@ -82,8 +91,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
 def setup_test(cfg: Config, checkpoint: str, out: Optional[str] = None, show: bool = False,
                show_dir: Optional[str] = None, wait_time: float = 2, tta: bool = False) -> Config:
     """Evaluate ``checkpoint``; ``out`` keeps the predicted maps, ``show_dir`` draws them."""
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    fileio.check_checkpoint(checkpoint)
     cfg.load_from = checkpoint
     if show or show_dir:
         if 'visualization' not in cfg.default_hooks:
@@ -159,15 +167,11 @@ def test(cfg: Config) -> dict:
     return build_runner(cfg, training=False).test()
 
 
-@contextlib.contextmanager
 def exit_on_error():
-    """For the tools: a mistake in the input (config, data, checkpoint, a diverging loss) ends
-    the process with ``error: <what is wrong>`` on one line and exit code 1, not a traceback."""
-    try:
-        yield
-    except USER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        raise SystemExit(1) from None
+    """For the tools: a mistake in the input (config, data, checkpoint, a diverging loss) or a
+    failed save ends the process with ``error: <what is wrong>`` on one line and exit code 1,
+    not a traceback."""
+    return fileio.exit_on_error(USER_ERRORS)
 
 
 def default_device() -> str:
@@ -180,9 +184,10 @@ def inference_overlay(image: str, config: str, checkpoint: str, out_file: str,
     """Segment one image (whole image, at the config's test scale) and write the coloured
     prediction blended over it to ``out_file``; returns mmseg's result. ``cfg_options``
     overrides config settings, as ``--cfg-options`` of the other tools."""
-    for path, what in ((image, 'image'), (config, 'config'), (checkpoint, 'checkpoint')):
+    for path, what in ((image, 'image'), (config, 'config')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
+    fileio.check_checkpoint(checkpoint)
     if not 0 < opacity <= 1:
         raise ValueError(f'opacity must be in (0, 1], got {opacity}')
     model = init_model(config, checkpoint, device=device or default_device(), cfg_options=cfg_options)

@@ -1,38 +1,62 @@
 """File helpers shared by segmentation and classification (no mmseg here).
 
-* Atomic writes: a run killed in the middle of saving leaves the previous file intact.
+* Atomic writes: a run killed in the middle of saving leaves the previous file intact, and a
+  write that fails (a full disk, an I/O error) raises ``WriteError`` naming the file, with no
+  temporary file left behind. A kill leaves its temporary file (``.NAME.XXXXXXXX.tmp``), which
+  ``remove_temporary_files`` clears on the next start in that folder.
+* ``checkpoint_problem``: whether a checkpoint file is complete, without unpickling it.
 * ``first_problem``: read many data files side by side before training, stopping at the first bad one.
 """
+import contextlib
 import io
 import os
+import re
+import sys
 import tempfile
+import zipfile
 from multiprocessing.pool import ThreadPool
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, List, Sequence, Tuple, Type, TypeVar
 
 import torch
 from tqdm import tqdm
 
 Item = TypeVar('Item')
+# tempfile.mkstemp's names as atomic_write_bytes asks for them: '.' + target name + '.' + 8 characters.
+_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, I/O error, no permission); the message names it."""
+
+
+class IncompleteFileError(ValueError):
+    """A checkpoint file is truncated or corrupt (a copy or a save that did not finish)."""
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     The rename is atomic on POSIX file systems, so readers see either the old or the new file,
-    never a truncated one.
+    never a truncated one. An ``OSError`` on the way (ENOSPC, EIO, ...) removes the temporary
+    file and raises ``WriteError`` naming ``path``; the old file is untouched.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+    tmp_path = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+    except BaseException as err:
+        if tmp_path is not None and os.path.exists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            error = WriteError(f'cannot write {path}: {err.strerror or err}')
+            error.errno = err.errno
+            raise error from None
         raise
 
 
@@ -41,6 +65,67 @@ def atomic_torch_save(obj, path: str) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def remove_temporary_files(folder: str) -> List[str]:
+    """Remove the temporary files that saves killed halfway left in ``folder``; returns their names.
+
+    Call it when a run starts, before it writes anything there: a temporary file of a save in
+    progress (another process writing into the same folder) would go too.
+    """
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and _TEMPORARY_NAME.match(entry.name):
+            os.remove(entry.path)
+            removed.append(entry.name)
+    return removed
+
+
+def checkpoint_problem(path: str) -> str:
+    """What makes the file at ``path`` an incomplete checkpoint, or '' when it is whole.
+
+    ``torch.save`` writes a zip archive whose directory sits at its end and which holds a CRC of
+    every member: a file cut short has no directory, a damaged one fails a CRC. Nothing is
+    unpickled. Files in torch's legacy (pre-1.6, not zip) format cannot be checked and pass.
+    """
+    if not os.path.isfile(path):
+        return 'does not exist'
+    size = os.path.getsize(path)
+    if size == 0:
+        return 'is empty (0 bytes): it was never written completely'
+    if not zipfile.is_zipfile(path):
+        with open(path, 'rb') as f:
+            legacy = f.read(1) == b'\x80'  # a pickle protocol header
+        return '' if legacy else (f'is truncated ({size} bytes, its end is missing) or not a PyTorch '
+                                  'checkpoint: it was not written completely')
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return f'is corrupt ({err})'
+    return f'is corrupt (member {bad_member} fails its CRC check)' if bad_member else ''
+
+
+def check_checkpoint(path: str) -> None:
+    """Raise ``IncompleteFileError`` (``FileNotFoundError`` when missing) for an incomplete checkpoint."""
+    problem = checkpoint_problem(path)
+    if problem == 'does not exist':
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if problem:
+        raise IncompleteFileError(f'checkpoint {path} {problem}')
+
+
+@contextlib.contextmanager
+def exit_on_error(errors: Tuple[Type[BaseException], ...]):
+    """For the tools: ``errors`` (mistakes in the input, a full disk) end the process with
+    ``error: <what is wrong>`` on one line and exit code 1, not a traceback."""
+    try:
+        yield
+    except errors as err:
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def first_problem(check: Callable[[Item], str], items: Sequence[Item], desc: str, workers: int = 8,

@@ -1,4 +1,7 @@
-"""Atomic checkpoint writes, per-iteration seeding and the invalid-loss stop."""
+"""Atomic checkpoint writes, failed writes, incomplete checkpoints, per-iteration seeding and the
+invalid-loss stop."""
+import errno
+import os
 import signal
 import textwrap
 from types import SimpleNamespace
@@ -9,6 +12,9 @@ from mmengine.fileio import get_file_backend
 from mmengine.logging import MessageHub
 
 from gfnet_seg.engine import AtomicLocalBackend, IterationSeedHook, StopOnInvalidLossHook
+from gfnet_seg.fileio import (IncompleteFileError, WriteError, atomic_torch_save, checkpoint_problem,
+                              remove_temporary_files)
+from gfnet_seg.models.checkpoint import read_checkpoint
 from kill_utils import run_script
 
 
@@ -80,3 +86,54 @@ def test_checkpoint_with_non_finite_weights_is_never_saved():
     with pytest.raises(FloatingPointError, match=r'weight head.weight is not finite at iteration 8.*'
                                                  r'last checkpoint kept: /work/run/iter_4.pth'):
         hook.before_save_checkpoint(runner, poisoned)
+
+
+def test_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / 'iter_8.pth'
+    atomic_torch_save({'w': torch.ones(3)}, str(path))
+
+    def full_disk(fd, *args, **kwargs):
+        os.close(fd)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, 'fdopen', full_disk)
+    with pytest.raises(WriteError, match=f'^cannot write {path}: No space left on device$') as error:
+        atomic_torch_save({'w': torch.zeros(3)}, str(path))
+    assert error.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ['iter_8.pth']
+    assert torch.equal(torch.load(path, weights_only=True)['w'], torch.ones(3))
+
+
+def test_temporary_files_of_killed_saves_are_found_by_name(tmp_path):
+    """Only names that ``atomic_write_bytes`` gives its temporary files are removed."""
+    theirs = ['.iter_4.pth.k2_8zq0a.tmp', '.last_checkpoint.abcdefgh.tmp']
+    others = ['iter_4.pth', 'notes.tmp', '.iter_4.pth.short.tmp', '.hidden', 'iter_4.pth.abcdefgh.tmp']
+    for name in theirs + others:
+        (tmp_path / name).write_text('x')
+    assert remove_temporary_files(str(tmp_path)) == sorted(theirs)
+    assert sorted(os.listdir(tmp_path)) == sorted(others)
+    assert remove_temporary_files(str(tmp_path / 'missing')) == []
+
+
+def test_incomplete_checkpoints_are_told_apart_from_whole_ones(tmp_path):
+    """A cut at any point, an empty file and a flipped byte; a file torch.load reads is whole."""
+    path = tmp_path / 'whole.pth'
+    torch.save({'state_dict': {'w': torch.arange(4096.)}, 'meta': {'iter': 3}}, path)
+    data = path.read_bytes()
+    assert checkpoint_problem(str(path)) == ''
+    for keep in (0, 1, len(data) // 2, len(data) - 1):
+        cut = tmp_path / f'cut_{keep}.pth'
+        cut.write_bytes(data[:keep])
+        with pytest.raises(Exception):
+            torch.load(cut, weights_only=True)  # torch agrees that the file is unreadable
+        assert checkpoint_problem(str(cut)).startswith('is empty' if keep == 0 else 'is truncated'), keep
+        with pytest.raises(IncompleteFileError, match=f'^checkpoint {cut} is '):
+            read_checkpoint(str(cut))  # the models' reader names it in one line
+    flipped = bytearray(data)
+    flipped[data.index(b'data/0') + 200] ^= 0xFF  # inside the tensor's bytes
+    (tmp_path / 'flipped.pth').write_bytes(bytes(flipped))
+    assert 'fails its CRC check' in checkpoint_problem(str(tmp_path / 'flipped.pth'))
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert checkpoint_problem(str(legacy)) == ''  # cannot be checked without unpickling: passes
+    assert checkpoint_problem(str(tmp_path / 'missing.pth')) == 'does not exist'

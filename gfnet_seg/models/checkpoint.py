@@ -29,17 +29,25 @@ class UnsafeCheckpointError(RuntimeError):
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load a checkpoint file with ``weights_only=True``; explain how to convert one that needs more."""
+    """Load a checkpoint file with ``weights_only=True``; explain how to convert one that needs more,
+    and name a truncated or corrupt file as such (``IncompleteFileError``) instead of torch's
+    zip or pickle error."""
+    from ..fileio import check_checkpoint
+
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f'checkpoint file not found: {path}') from None
     except pickle.UnpicklingError as err:
+        check_checkpoint(path)  # a truncated file can fail here too: say so
         raise UnsafeCheckpointError(
             f'{path} holds Python objects besides tensors (e.g. training arguments), and '
             'gfnet_seg loads weights with torch.load(weights_only=True) so that no file can run '
             'code. If you trust the file, keep only its weights once with: '
             f'python tools/convert_checkpoint.py {path} OUT.pth  ({err})') from None
+    except (RuntimeError, EOFError, OSError):
+        check_checkpoint(path)  # torch's error for a truncated file is a zip or EOF error
+        raise
 
 
 def convert_trusted_checkpoint(src: str, dst: str, wrapper_key: str = None) -> int:
