@@ -29,5 +29,7 @@ setup(
         'dev': ['pytest>=7', 'pytest-timeout'],
         # ONNX export and its verification in onnxruntime (tools/deployment/); the core needs none.
         'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.2'],
+        # Corruptions of tools/analysis/robustness.py (frost pictures, skimage filters); the core needs none.
+        'robustness': ['imagecorruptions==1.1.2', 'scikit-image>=0.19'],
     },
 )
