@@ -24,7 +24,8 @@ from timm.utils import ModelEmaV3, NativeScaler, random_seed
 from timm.utils.distributed import init_distributed_device_so
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
-from ..fileio import atomic_torch_save
+from ..fileio import WriteError, atomic_torch_save, check_checkpoint, exit_on_error, remove_temporary_files
+from ..models.checkpoint import UnsafeCheckpointError
 from ..models.gfnet import arch_settings, create_gfnet
 from .checkpoint import (BEST_CHECKPOINT, LAST_CHECKPOINT, LOG_FILE, load_pretrained, read_log, resume,
                          training_state, write_log)
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 LOGGER_NAME = __name__.rpartition('.')[0]
 # DeiT's linear scaling rule: --lr is the learning rate for this total batch size.
 LR_REFERENCE_BATCH = 512
+# What tools/train_cls.py reports in one line, without a traceback: mistakes in the flags, data or
+# checkpoints (IncompleteFileError is a ValueError), a diverging loss, a save that failed.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, UnsafeCheckpointError, WriteError)
 
 
 class StdoutHandler(logging.StreamHandler):
@@ -163,12 +167,17 @@ def main(args=None) -> dict:
             dist.destroy_process_group()
 
 
-def _resume_hint(kept_checkpoint: Optional[Tuple[str, int]]) -> str:
+def cli(argv=None) -> None:
+    """``tools/train_cls.py``: ``main`` with ``USER_ERRORS`` as ``error: ...`` and exit code 1."""
+    with exit_on_error(USER_ERRORS):
+        main(argv)
+
+
+def _resume_hint(kept_checkpoint: Optional[Tuple[str, int]], advice: str = '') -> str:
     if kept_checkpoint is None:
         return 'No checkpoint was written yet.'
     path, epoch = kept_checkpoint
-    return (f'The checkpoint of epoch {epoch}, {path}, is intact: continue with --resume {path}, '
-            'perhaps with a lower --lr, a longer --warmup-epochs or --clip-grad.')
+    return f'The checkpoint of epoch {epoch}, {path}, is intact: continue with --resume {path}{advice}.'
 
 
 def run(args, device: torch.device, rank: int, world: int) -> dict:
@@ -177,6 +186,8 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
     arch_settings(args.arch)  # an unknown --arch fails now, listing the valid ones, not after reading the data
     if args.eval and not (args.resume or args.finetune):
         raise ValueError('--eval needs the weights to evaluate: --resume CHECKPOINT')
+    for checkpoint in filter(None, (args.resume, args.finetune)):
+        check_checkpoint(checkpoint)  # a missing or truncated file is named now, not after the data check
     random_seed(args.seed, rank)
     train_loader, val_loader, num_classes = build_loaders(args, rank, world)
     model = build_model(args, num_classes)
@@ -218,6 +229,10 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
     log = []
     if args.output_dir and primary:
         os.makedirs(args.output_dir, exist_ok=True)
+        removed = remove_temporary_files(args.output_dir)  # of a save that was killed halfway
+        if removed:
+            logger.warning(f'removed {len(removed)} temporary file(s) left in {args.output_dir} by a save '
+                           f'that was interrupted: {", ".join(removed)}')
         log = read_log(log_path, before_epoch=start_epoch)
     kept_checkpoint = (args.resume, start_epoch - 1) if args.resume and start_epoch > 0 else None
 
@@ -236,7 +251,8 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
                                           loss_scaler=loss_scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
                                           model_ema=model_ema, mixup_fn=mixup_fn, log_interval=args.log_interval)
         except NonFiniteLossError as err:
-            raise NonFiniteLossError(f'{err}: training stopped. {_resume_hint(kept_checkpoint)}') from None
+            advice = ', perhaps with a lower --lr, a longer --warmup-epochs or --clip-grad'
+            raise NonFiniteLossError(f'{err}: training stopped. {_resume_hint(kept_checkpoint, advice)}') from None
         test_stats = evaluate(model, val_loader, device, amp_dtype, reduce=reduce_eval)
         lr_scheduler.step(epoch + 1, test_stats['acc1'])  # the metric matters to 'plateau' only
         stats = {'epoch': epoch, **{f'train_{k}': v for k, v in train_stats.items()},
@@ -253,12 +269,15 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
             # checkpoint.pth goes last: a run killed before it is resumed from the previous epoch,
             # which it redoes, rewriting that epoch's log line and best checkpoint.
             log.append(stats)
-            write_log(log_path, log)
             state = training_state(model_without_ddp, optimizer, lr_scheduler, loss_scaler, model_ema, epoch,
                                    max_accuracy, args_to_dict(args))
-            if is_best:
-                atomic_torch_save(state, best_path)
-            atomic_torch_save(state, last_path)
+            try:
+                write_log(log_path, log)
+                if is_best:
+                    atomic_torch_save(state, best_path)
+                atomic_torch_save(state, last_path)
+            except WriteError as err:  # a full disk: every file written so far is whole
+                raise WriteError(f'{err}; training stopped. {_resume_hint(kept_checkpoint, " once there is space")}') from None
         if args.output_dir:
             kept_checkpoint = (last_path, epoch)
     logger.info(f'training time {datetime.timedelta(seconds=int(time.time() - start_time))}')

@@ -1,6 +1,7 @@
 """Interrupted runs: a real SIGKILL in the middle of saving a checkpoint keeps the previous one,
 --resume from it ends where an uninterrupted run ends, and a NaN loss stops with the last
 checkpoint named and intact."""
+import errno
 import itertools
 import os
 import signal
@@ -43,7 +44,7 @@ def load(output_dir, name='checkpoint.pth'):
     return torch.load(os.path.join(output_dir, name), weights_only=True)
 
 
-def test_sigkill_while_saving_then_resume_matches_straight_run(tmp_path, image_data, repo_root):
+def test_sigkill_while_saving_then_resume_matches_straight_run(tmp_path, image_data, repo_root, capsys):
     flags = [*FULL_RECIPE, '--data-path', image_data]
     straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
     main([*flags, '--output_dir', straight])
@@ -53,8 +54,13 @@ def test_sigkill_while_saving_then_resume_matches_straight_run(tmp_path, image_d
     assert 'Epoch [1] Acc@1' in result.stdout  # it died after epoch 1, in the save
     assert load(killed)['epoch'] == 0  # the previous checkpoint, whole
     assert [entry['epoch'] for entry in read_log(killed)] == [0, 1]  # log.txt is written first, whole
+    (temporary,) = [name for name in os.listdir(killed) if name.startswith('.checkpoint.pth.')]
 
+    capsys.readouterr()
     main([*flags, '--output_dir', killed, '--resume', os.path.join(killed, 'checkpoint.pth')])
+    assert (f'removed 1 temporary file(s) left in {killed} by a save that was interrupted: {temporary}'
+            in capsys.readouterr().out)
+    assert sorted(os.listdir(killed)) == ['checkpoint.pth', 'checkpoint_best.pth', 'log.txt']
     expected, resumed = load(straight), load(killed)
     assert resumed['epoch'] == 1
     assert resumed['scaler'] == expected['scaler'] and resumed['scaler']['_growth_tracker'] > 0
@@ -108,3 +114,40 @@ def test_non_finite_loss_stops_naming_the_kept_checkpoint(tmp_path, image_data, 
     checkpoint = load(output_dir)
     assert checkpoint['epoch'] == kept_epochs[-1]
     assert all(value.isfinite().all() for value in checkpoint['model'].values())
+
+
+def test_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint(tmp_path, image_data, monkeypatch, capsys):
+    """ENOSPC while checkpoint.pth of epoch 1 is written: tools/train_cls.py stops with one line
+    naming the file, the error and the intact checkpoint of epoch 0; no temporary file is left."""
+    output_dir = tmp_path / 'run'
+    fdopen, saves = os.fdopen, itertools.count()
+
+    def disk_full_at_second_checkpoint(fd, *args, **kwargs):
+        if os.path.basename(os.readlink(f'/proc/self/fd/{fd}')).startswith('.checkpoint.pth.') and next(saves) == 1:
+            os.close(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'fdopen', disk_full_at_second_checkpoint)
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.cli([*TINY_MODEL, *EASY_RECIPE, '--data-path', image_data, '--batch-size', '16', '--epochs', '2',
+                     '--output_dir', str(output_dir)])
+    assert exit_info.value.code == 1
+    last = output_dir / 'checkpoint.pth'
+    assert capsys.readouterr().err == (f'error: cannot write {last}: No space left on device; training stopped. The '
+                                       f'checkpoint of epoch 0, {last}, is intact: continue with --resume {last} '
+                                       'once there is space.\n')
+    assert sorted(os.listdir(output_dir)) == ['checkpoint.pth', 'checkpoint_best.pth', 'log.txt']
+    assert load(output_dir)['epoch'] == 0
+
+
+@pytest.mark.parametrize('flag', ['--resume', '--finetune'])
+def test_truncated_checkpoint_is_named_in_one_line(tmp_path, flag, capsys):
+    path = tmp_path / 'checkpoint.pth'
+    torch.save({'model': {'w': torch.ones(512)}, 'epoch': 3}, path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(SystemExit) as exit_info:  # before the data is read: there is none
+        trainer.cli([*TINY_MODEL, flag, str(path), '--data-path', str(tmp_path / 'nowhere')])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: checkpoint {path} is truncated') and err.count('\n') == 1

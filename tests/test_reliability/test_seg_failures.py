@@ -64,6 +64,7 @@ def test_synthetic_config_carries_the_reliability_settings():
     cfg = Config.fromfile(SYNTHETIC_CONFIG)
     assert [hook['type'] for hook in cfg.custom_hooks] == ['SegDataCheckHook', 'IterationSeedHook',
                                                             'StopOnInvalidLossHook']
+    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
     assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
     assert cfg.randomness.seed is not None
 
