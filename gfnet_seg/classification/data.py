@@ -2,7 +2,8 @@
 import os
 from typing import Optional, Tuple
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create_transform
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
@@ -65,10 +66,15 @@ def image_folder(root: str, transform=None) -> datasets.ImageFolder:
 
 
 def read_image(path: str) -> Image.Image:
-    """An RGB image; a file PIL cannot decode raises an error that names it (PIL's does not)."""
+    """An RGB image as it is displayed: grayscale, RGBA, CMYK and palette images converted, a
+    16-bit grayscale image scaled to 8 bits (Pillow's conversion would clip it to white) and the
+    EXIF orientation applied. A file PIL cannot decode raises an error that names it (PIL's does not)."""
     try:
         with open(path, 'rb') as f:
-            return Image.open(f).convert('RGB')
+            image = ImageOps.exif_transpose(Image.open(f))
+            if image.mode.startswith('I'):  # 'I;16', 'I': 16-bit grayscale PNGs and TIFFs
+                image = Image.fromarray((np.asarray(image, np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+            return image.convert('RGB')
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f'cannot read image {path}: {err}') from err
 

@@ -13,8 +13,8 @@ import glob
 import os.path as osp
 from typing import Dict
 
-import cv2
 import numpy as np
+from PIL import Image
 
 IGNORE_INDEX = 255
 
@@ -27,10 +27,10 @@ def class_pixel_counts(seg_map_dir: str, num_classes: int, reduce_zero_label: bo
         raise FileNotFoundError(f'no *{suffix} annotation in {seg_map_dir}')
     counts = np.zeros(num_classes, np.int64)
     for path in paths:
-        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if label is None:
-            raise ValueError(f'cannot read annotation {path}')
-        label = label.astype(np.int64)
+        try:  # as mmseg's LoadAnnotations reads it: a palette PNG gives its indices
+            label = np.asarray(Image.open(path), np.int64)
+        except OSError:
+            raise ValueError(f'cannot read annotation {path}') from None
         if reduce_zero_label:  # mmseg's LoadAnnotations: 0 -> ignore, c -> c - 1
             label = np.where(label == 0, IGNORE_INDEX, label - 1)
         label = label[label != IGNORE_INDEX]

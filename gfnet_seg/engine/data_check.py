@@ -2,17 +2,26 @@
 
 ``check_data_config`` runs on the config, before anything is built: a missing or empty image or
 annotation folder. ``check_segmentation_dataset`` runs on a built mmseg dataset: images without
-annotations and the reverse, unreadable images, label values outside the classes that are not
-the ignore index. ``SegDataCheckHook`` runs the latter on the train and val sets in
-``before_train`` (each process of a distributed run reading its share), so that a bad file stops
-the run in minutes, not in the middle of an epoch.
+annotations and the reverse, unreadable images, annotations that are colour maps instead of
+class indices, annotations whose size differs from their image's, label values outside the
+classes that are not the ignore index. ``SegDataCheckHook`` runs the latter on the train and val
+sets in ``before_train`` and on the test set in ``before_test`` (each process of a distributed run
+reading its share), so that a bad file stops the run in minutes, not in the middle of an epoch or
+of an evaluation.
+
+Files are decoded as the dataset's pipeline decodes them (its ``LoadImageFromFile`` and
+``LoadAnnotations`` settings; mmseg's defaults otherwise): images with OpenCV as 3-channel colour,
+so grayscale, RGBA, 16-bit and CMYK files load as 3 channels and a JPEG's EXIF orientation is
+applied; annotations with Pillow unchanged, so a palette PNG gives its indices. The annotation
+must therefore match the image as it is displayed, after its EXIF rotation.
 """
 import os
 import os.path as osp
-from typing import Iterator, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
-import cv2
+import mmcv
 import numpy as np
+from mmengine import fileio
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -68,18 +77,61 @@ def _allowed_labels(dataset) -> np.ndarray:
     return np.array(sorted(allowed))
 
 
-def _check_pair(item: Tuple[str, str], allowed: np.ndarray) -> str:
+Decoder = Callable[[str], Optional[np.ndarray]]
+
+
+def _pipeline_decoders(dataset) -> Tuple[Decoder, Decoder]:
+    """Read an image and an annotation as the dataset's pipeline does: ``mmcv.imfrombytes`` with
+    its ``LoadImageFromFile`` colour type and decoder, and its ``LoadAnnotations`` decoder, the
+    annotation left unchanged (no cast), so that values above 255 and extra channels show."""
+    image_cfg = dict(color_type='color', imdecode_backend='cv2', backend_args=None)
+    label_cfg = dict(imdecode_backend='pillow', backend_args=None)
+    for transform in getattr(dataset.pipeline, 'transforms', []):
+        name = type(transform).__name__
+        cfg = image_cfg if name == 'LoadImageFromFile' else label_cfg if name == 'LoadAnnotations' else None
+        for key in cfg or ():
+            cfg[key] = getattr(transform, key, cfg[key])
+
+    def decode(path, flag, backend, backend_args):
+        try:
+            return mmcv.imfrombytes(fileio.get(path, backend_args=backend_args), flag=flag, backend=backend)
+        except Exception:  # decoders raise many types for bad files
+            return None
+
+    return (lambda path: decode(path, image_cfg['color_type'], image_cfg['imdecode_backend'], image_cfg['backend_args']),
+            lambda path: decode(path, 'unchanged', label_cfg['imdecode_backend'], label_cfg['backend_args']))
+
+
+def _size(array: np.ndarray) -> str:
+    return f'{array.shape[1]}x{array.shape[0]}'
+
+
+def _check_pair(item: Tuple[str, str], allowed: np.ndarray, decoders: Tuple[Decoder, Decoder]) -> str:
     """The problem with one image/annotation pair, or '' when there is none."""
     img_path, seg_path = item
-    if cv2.imread(img_path, cv2.IMREAD_UNCHANGED) is None:
+    read_image, read_label = decoders
+    image = read_image(img_path)
+    if image is None:
         return f'corrupt or unreadable image file {img_path}'
+    if image.ndim != 3 or image.shape[2] != 3:
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        return (f'image {img_path} loads with {channels} channels, the model takes 3: load images with '
+                "LoadImageFromFile's color_type='color'")
     if seg_path is None:
         return ''
     if not osp.isfile(seg_path):
         return f'image {img_path} has no annotation: {seg_path} does not exist'
-    label = cv2.imread(seg_path, cv2.IMREAD_UNCHANGED)
+    label = read_label(seg_path)
     if label is None:
         return f'corrupt or unreadable annotation file {seg_path}'
+    if label.ndim == 3 and label.shape[2] == 1:
+        label = label[..., 0]
+    if label.ndim != 2:
+        return (f'annotation {seg_path} has {label.shape[2]} channels: labels must be single-channel class '
+                'indices (a grayscale or palette PNG), not an RGB colour map; convert the colours to indices')
+    if label.shape != image.shape[:2]:
+        return (f'annotation {seg_path} is {_size(label)} (width x height) but its image {img_path} is '
+                f'{_size(image)} as loaded (after any EXIF rotation): they must match pixel for pixel')
     bad = np.setdiff1d(np.unique(label), allowed)
     if bad.size:
         return (f'annotation {seg_path} has label values {bad[:8].tolist()} outside the '
@@ -106,9 +158,9 @@ def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4,
                 if file.endswith(dataset.seg_map_suffix) and rel not in expected:
                     raise DataCheckError(f'{name}: annotation {osp.join(ann_dir, rel)} has no image '
                                          f'(expected one with suffix {dataset.img_suffix!r} in {img_dir})')
-    allowed = _allowed_labels(dataset)
+    allowed, decoders = _allowed_labels(dataset), _pipeline_decoders(dataset)
     items = items[rank::world_size]
-    problem = first_problem(lambda item: _check_pair(item, allowed), items, f'checking {name}', workers,
+    problem = first_problem(lambda item: _check_pair(item, allowed, decoders), items, f'checking {name}', workers,
                             progress=len(items) >= 200)
     if problem:
         raise DataCheckError(f'{name}: {problem}')
@@ -117,7 +169,8 @@ def check_segmentation_dataset(dataset, name: str = 'dataset', workers: int = 4,
 
 @HOOKS.register_module()
 class SegDataCheckHook(Hook):
-    """Check the train and val data sets file by file before the first iteration."""
+    """Check the train and val data sets file by file before the first iteration, and the test
+    set before evaluation (``tools/test.py``, ``tools/dist_test.sh``)."""
 
     priority = 'VERY_HIGH'
 
@@ -125,6 +178,13 @@ class SegDataCheckHook(Hook):
         loaders = [('train', runner.train_dataloader)]
         if runner.val_loop is not None:
             loaders.append(('val', runner.val_dataloader))
+        self._check(loaders)
+
+    def before_test(self, runner) -> None:
+        self._check([('test', runner.test_dataloader)])
+
+    @staticmethod
+    def _check(loaders) -> None:
         rank, world_size = get_dist_info()
         for name, loader in loaders:
             for dataset in _built_leaf_datasets(loader.dataset):

@@ -1,8 +1,12 @@
 """Mistakes stop a segmentation run early, in one line that names the file and the problem, and
 a diverging run stops with its last checkpoint intact."""
+import shutil
+
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from PIL import Image
 
 from gfnet_seg import apis
 from gfnet_seg.engine import DataCheckError
@@ -101,3 +105,20 @@ def test_backbone_checkpoint_that_runs_code_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match=r'malicious.pth holds Python objects.*tools/convert_checkpoint.py'):
         backbone.init_weights()
     assert not marker.exists()
+
+
+def test_evaluation_checks_its_test_set_file_by_file_first(tmp_path, synthetic_root):
+    """tools/test.py (and dist_test.sh, which runs it) reads its test set before evaluating: an RGB
+    colour map (or an annotation of another size, tests/test_data_check.py) is named in one line,
+    where mmseg would stop with an IndexError in the middle of the evaluation."""
+    data_root = tmp_path / 'data'
+    shutil.copytree(synthetic_root, data_root)
+    annotation = sorted((data_root / 'annotations' / 'validation').glob('*.png'))[1]
+    label = np.asarray(Image.open(annotation))
+    Image.fromarray(np.repeat(label[..., None], 3, axis=2)).save(annotation)
+    message = f'test set: annotation {annotation} has 3 channels: labels must be single-channel class indices'
+    options = {f'test_dataloader.{key}': value for key, value in (('num_workers', 0), ('persistent_workers', False))}
+    cfg = apis.load_config(write_tiny_config(tmp_path, data_root), options, str(tmp_path / 'work'))
+    with pytest.raises(DataCheckError) as error:
+        apis.test(cfg)
+    assert str(error.value).startswith(message)
