@@ -5,6 +5,8 @@ import torch
 
 from gfnet_seg.models import ARCH_SETTINGS, GFNetPyramid, arch_settings, create_gfnet, load_checkpoint
 
+from test_resize_oracles import oracle_filter, oracle_pos_embed
+
 # Published parameter counts (millions) at 224 with 1000 classes.
 PUBLISHED_PARAMS = {'gfnet_ti': 7.51, 'gfnet_xs': 15.99, 'gfnet_s': 24.87, 'gfnet_b': 43.12,
                     'gfnet_h_ti': 15.09, 'gfnet_h_s': 32.16, 'gfnet_h_b': 53.74}
@@ -88,13 +90,29 @@ def test_eval_outputs_identical_after_save_and_load(tmp_path):
         reloaded.load_state_dict(torch.load(tmp_path / 'ckpt.pth', weights_only=True)['model'], strict=True)
 
 
-@pytest.mark.parametrize('name', ['gfnet_ti', 'gfnet_h_ti'])
-def test_checkpoint_at_224_loads_into_384_model(tmp_path, name):
-    torch.save({'model': timm.create_model(name).state_dict()}, tmp_path / 'ckpt.pth')
-    model = timm.create_model(name, img_size=384, pretrained=True,
+@pytest.mark.parametrize('name, widths', [('gfnet_ti', dict(embed_dim=64, depth=2)),
+                                          ('gfnet_h_ti', dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1)))])
+def test_checkpoint_at_224_loads_into_384_model(tmp_path, name, widths):
+    """Against a 384 model given weights resized by the NumPy oracle of test_resize_oracles.py
+    (bicubic, align_corners=True for filters and False for the position embedding). Small widths:
+    the resizing does not depend on them."""
+    source = timm.create_model(name, **widths).state_dict()
+    torch.save({'model': source}, tmp_path / 'ckpt.pth')
+    model = timm.create_model(name, img_size=384, pretrained=True, **widths,
                               pretrained_cfg_overlay=dict(file=str(tmp_path / 'ckpt.pth'))).eval()
+    reference = timm.create_model(name, img_size=384, **widths).eval()
+    target = reference.state_dict()
+    grid_224 = (224 // (384 // reference.pos_grid[0]),) * 2
+    oracle = {key: oracle_filter(value, target[key].shape[:2]) if key.endswith('complex_weight') else value
+              for key, value in source.items()}
+    oracle['pos_embed'] = oracle_pos_embed(source['pos_embed'], reference.pos_grid, grid_224)
+    assert sum(key.endswith('complex_weight') for key in oracle) >= 2
+    reference.load_state_dict(oracle, strict=True)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, oracle[key], rtol=0, atol=5e-5, msg=key)
+    images = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 384, 384)).shape == (1, 1000)
+        torch.testing.assert_close(model(images), reference(images), rtol=1e-4, atol=1e-4)
 
 
 def test_timm_entry_points_and_pretrained_cfg():
