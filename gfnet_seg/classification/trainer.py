@@ -143,6 +143,14 @@ def effective_lr(args, world: int) -> float:
     return args.lr if args.unscale_lr else args.lr * args.batch_size * world / LR_REFERENCE_BATCH
 
 
+def build_optimizer(args, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """timm's ``create_optimizer_v2``: weight decay on the weight matrices and filters only; biases,
+    norms, layer scales (all 1-D) and ``model.no_weight_decay()`` (the position embedding) get none."""
+    kwargs = {key: value for key, value in (('eps', args.opt_eps), ('betas', args.opt_betas)) if value is not None}
+    return create_optimizer_v2(model, opt=args.opt, lr=lr, weight_decay=args.weight_decay, momentum=args.momentum,
+                               **kwargs)
+
+
 def build_criterion(args, mixup_active: bool) -> nn.Module:
     if mixup_active:  # mixup already smooths the targets
         return SoftTargetCrossEntropy()
@@ -208,10 +216,7 @@ def run(args, device: torch.device, rank: int, world: int) -> dict:
         return stats
 
     lr = effective_lr(args, world)
-    optimizer_kwargs = {key: value for key, value in (('eps', args.opt_eps), ('betas', args.opt_betas))
-                        if value is not None}
-    optimizer = create_optimizer_v2(model, opt=args.opt, lr=lr, weight_decay=args.weight_decay,
-                                    momentum=args.momentum, **optimizer_kwargs)
+    optimizer = build_optimizer(args, model, lr)
     lr_scheduler, _ = create_scheduler_v2(
         optimizer, sched=args.sched, num_epochs=args.epochs, warmup_epochs=args.warmup_epochs,
         warmup_lr=args.warmup_lr, min_lr=args.min_lr, decay_epochs=args.decay_epochs, decay_rate=args.decay_rate)

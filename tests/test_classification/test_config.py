@@ -3,13 +3,16 @@ import datetime
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from gfnet_seg import ARCH_SETTINGS
-from gfnet_seg.classification import (args_to_dict, build_dataset, build_loaders, build_model, effective_lr, main,
-                                      parse_args)
+from gfnet_seg.classification import (args_to_dict, build_dataset, build_loaders, build_model, build_optimizer,
+                                      build_transform, effective_lr, main, parse_args)
 
 from cls_utils import COLOURS, make_image_folder
 
@@ -119,3 +122,50 @@ def test_flags_in_a_checkpoint_load_with_weights_only(tmp_path):
             expected = list(value) if isinstance(value, tuple) else value
             assert loaded[key] == (str(value) if isinstance(value, datetime.date) else expected), key
     assert loaded['output_dir'] == '2021-06-01' and loaded['opt_betas'] == [0.9, 0.99] and loaded['amp'] is True
+
+
+@pytest.mark.parametrize('arch, widths', [('gfnet-h-ti', ['--embed-dims', '8', '16', '24', '32', '--depths', '1', '1', '1', '1']),
+                                          ('gfnet-ti', ['--embed-dims', '16', '--depths', '2'])])
+def test_no_weight_decay_on_position_embedding_norms_biases_and_layer_scales(arch, widths):
+    """The DeiT/GFNet recipe decays weight matrices and filters only. Each parameter's group is
+    checked against what its name says it is."""
+    args = parse_args(['--arch', arch, '--input-size', '32', '--weight-decay', '0.05', *widths])
+    model = build_model(args, num_classes=3)
+    optimizer = build_optimizer(args, model, lr=1e-3)
+    decay_of = {id(p): group['weight_decay'] for group in optimizer.param_groups for p in group['params']}
+    names = dict(model.named_parameters())
+    assert len(decay_of) == len(names)  # every parameter is optimised, once
+    kinds = {'pos_embed': 0, 'norm': 0, 'bias': 0, 'gamma': 0, 'complex_weight': 0.05, 'weight': 0.05}
+    seen = set()
+    for name, parameter in names.items():
+        module, _, leaf = name.rpartition('.')
+        if name == 'pos_embed' or leaf in ('bias', 'gamma', 'complex_weight'):
+            kind = leaf
+        elif 'norm' in module.rpartition('.')[2]:  # norm, norm1, norm2: a LayerNorm's weight
+            kind = 'norm'
+        else:
+            kind = 'weight'
+        seen.add(kind)
+        assert decay_of[id(parameter)] == kinds[kind], name
+    expected_kinds = {'pos_embed', 'norm', 'bias', 'complex_weight', 'weight'} | ({'gamma'} if 'h-' in arch else set())
+    assert seen == expected_kinds
+
+
+def test_eval_resizes_by_crop_pct_then_centre_crops():
+    """Above 32 pixels, evaluation resizes the short side to input_size / crop_pct and crops the
+    centre (DeiT); checked against Pillow doing exactly that by hand."""
+    args = parse_args(['--input-size', '64', '--crop-pct', '0.8'])
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8))
+    short = int(64 / 0.8)  # 80; the long side in proportion, rounded down
+    resized = image.resize((int(120 * short / 90), short), Image.BICUBIC)
+    left, top = round((resized.width - 64) / 2), round((resized.height - 64) / 2)
+    crop = np.asarray(resized.crop((left, top, left + 64, top + 64)), np.float32) / 255
+    expected = (crop - IMAGENET_DEFAULT_MEAN) / IMAGENET_DEFAULT_STD
+    actual = build_transform(False, args)(image).permute(1, 2, 0).numpy()
+    assert actual.shape == (64, 64, 3)
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+    # 32 pixels and below (CIFAR): taken as they are
+    small = Image.fromarray(np.asarray(image)[:32, :32])
+    np.testing.assert_allclose(build_transform(False, parse_args(['--input-size', '32']))(small).permute(1, 2, 0),
+                               (np.asarray(small, np.float32) / 255 - IMAGENET_DEFAULT_MEAN) / IMAGENET_DEFAULT_STD,
+                               atol=1e-6)

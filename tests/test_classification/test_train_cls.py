@@ -3,13 +3,16 @@ import math
 import os
 
 import numpy as np
+import pytest
 import timm
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from gfnet_seg.classification import main
+from torch.utils.data import DataLoader, TensorDataset
+
+from gfnet_seg.classification import evaluate, main
 
 from cls_utils import COLOURS, DEPTHS, EMBED_DIMS, IMAGE_SIZE, TINY_MODEL, read_log
 
@@ -63,4 +66,32 @@ def test_eval_reports_accuracy_of_the_checkpoint(cli_run, image_data, capsys):
     assert math.isclose(stats['acc1'], acc1, abs_tol=1e-4)
     assert math.isclose(stats['loss'], loss, rel_tol=1e-4)
     assert math.isclose(stats['acc1'], read_log(output_dir)[-1]['max_accuracy'], abs_tol=1e-4)
-    assert stats['acc5'] == 100.  # top-5 of four classes
+
+
+class FixedLogits(torch.nn.Module):
+    """A 'model' whose input is a sample index and whose output is that sample's stored logits."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, index):
+        return self.logits[index]
+
+
+def test_evaluate_counts_top1_top5_and_loss_over_uneven_batches():
+    """acc@1, acc@5 and the mean cross-entropy of ``evaluate`` against NumPy, with 12 classes (so
+    that top-5 can miss) and batches of 7, 7, 7 and 2 samples."""
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(23, 12)) * 2, rng.integers(0, 12, 23)
+    loader = DataLoader(TensorDataset(torch.arange(23), torch.from_numpy(labels)), batch_size=7)
+    stats = evaluate(FixedLogits(torch.from_numpy(logits).float()), loader, torch.device('cpu'))
+
+    rank = (logits > logits[np.arange(23), labels][:, None]).sum(1)  # classes scored above the label
+    shifted = logits - logits.max(1, keepdims=True)
+    cross_entropy = -(shifted[np.arange(23), labels] - np.log(np.exp(shifted).sum(1)))
+    assert 0 < (rank < 1).mean() < (rank < 5).mean() < 1  # neither check is trivial here
+    assert stats['images'] == 23
+    assert stats['acc1'] == pytest.approx(100 * (rank < 1).mean(), abs=1e-4)
+    assert stats['acc5'] == pytest.approx(100 * (rank < 5).mean(), abs=1e-4)
+    assert stats['loss'] == pytest.approx(cross_entropy.mean(), rel=1e-5)

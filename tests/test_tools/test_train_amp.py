@@ -1,5 +1,6 @@
-"""``--amp`` (``setup_train(amp=True)``, as tools/train.py calls it) on a machine without CUDA:
-bfloat16 autocast in the forward pass, float32 weights."""
+"""``--amp`` (``setup_train(amp=True)``, as tools/train.py calls it): on a machine without CUDA
+bfloat16 autocast in the forward pass (on one with CUDA mmengine's float16 AmpOptimWrapper),
+float32 weights."""
 import math
 
 import torch
@@ -9,7 +10,8 @@ from gfnet_seg.apis import build_runner, load_config, setup_train
 from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, data_options
 
 
-def test_amp_trains_in_bfloat16_on_cpu(tmp_path, synthetic_root):
+def test_amp_trains_in_low_precision_with_float32_weights(tmp_path, synthetic_root):
+    expected = torch.float16 if torch.cuda.is_available() else torch.bfloat16
     iters = 3
     # In this process: no data loader workers, which would outlive the test.
     options = {**TINY_MODEL, **data_options(synthetic_root), 'train_cfg.max_iters': iters,
@@ -24,7 +26,7 @@ def test_amp_trains_in_bfloat16_on_cpu(tmp_path, synthetic_root):
     fc1.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
     runner.train()
 
-    assert dtypes == [torch.bfloat16] * iters
+    assert dtypes == [expected] * iters
     losses = runner.message_hub.get_scalar('train/loss').data[0]
     assert len(losses) == iters and all(math.isfinite(loss) for loss in losses)
     assert all(p.dtype == torch.float32 for p in runner.model.parameters())  # weights stay float32
