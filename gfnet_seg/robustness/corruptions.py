@@ -342,4 +342,4 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
     if min(image.shape[:2]) < MIN_SIZE:
         raise ValueError(f'the corruptions need images of at least {MIN_SIZE}x{MIN_SIZE} pixels, got '
                          f'{image.shape[1]}x{image.shape[0]}')
-    return np.uint8(function(image, severity, np.random.RandomState(seed)))
+    return np.asarray(function(image, severity, np.random.RandomState(seed))).astype(np.uint8)  # truncates, as np.uint8
