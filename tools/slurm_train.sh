@@ -8,7 +8,7 @@ GPUS=${GPUS:-4}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/find_python.sh"
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 srun -p "$PARTITION" \

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import gfnet_seg.models.gfnet as gfnet
+import gfnet_seg.models.token_mix as token_mix
 from gfnet_seg.models.backbones.gfnet_h import GFNetH
 from gfnet_seg.models.gfnet import GFNetPyramid
 
@@ -67,7 +67,7 @@ def test_train_step_under_autocast(dtype, fft_inputs):
 def test_inference_under_autocast_matches_the_training_path(dtype, fft_inputs, monkeypatch):
     """Inference on CPU runs the token-wise half of each block in chunks (here of 40 tokens per thread); it
     gives what the plain path (autograd on) gives, in the same dtype."""
-    monkeypatch.setattr(gfnet, 'CHUNK_ELEMENTS', 40 * 4 * 16)
+    monkeypatch.setattr(token_mix, "CHUNK_ELEMENTS", 40 * 4 * 16)
     for name, model in models():
         model.eval()
         images = torch.randn(1, 3, 64, 96)

@@ -108,20 +108,22 @@ def test_eval_cache_per_size_and_invalidation():
     assert layer.complex_weight.grad is not None and layer.complex_weight.grad.abs().sum() > 0
 
 
-def test_fft_in_float32_under_autocast():
+@pytest.mark.parametrize('grad', [True, False])
+def test_fft_in_float32_under_autocast(grad, monkeypatch):
+    """Every transform gets float32 (or complex64) input under bf16 autocast, in the training and the
+    inference path; the output comes back in the input's dtype."""
     layer = GlobalFilter(dim=4, h=8, w=5)
     seen = []
-    original = torch.fft.rfft2
-
-    def spy(tensor, *args, **kwargs):
-        seen.append(tensor.dtype)
-        return original(tensor, *args, **kwargs)
-
-    torch.fft.rfft2 = spy
-    try:
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            out = layer(torch.randn(2, 8, 8, 4).bfloat16())
-    finally:
-        torch.fft.rfft2 = original
-    assert seen == [torch.float32]
+    for name in ('rfft', 'fft', 'ifft', 'irfft', 'rfft2', 'irfft2'):
+        def spy(tensor, *args, _original=getattr(torch.fft, name), **kwargs):
+            seen.append(tensor.dtype)
+            return _original(tensor, *args, **kwargs)
+        monkeypatch.setattr(torch.fft, name, spy)
+    with torch.autocast('cpu', dtype=torch.bfloat16), torch.set_grad_enabled(grad):
+        x = torch.randn(2, 8, 8, 4).bfloat16().requires_grad_(grad)
+        out = layer(x)
+    if grad:
+        out.float().sum().backward()
+        assert x.grad.dtype == torch.bfloat16 and layer.complex_weight.grad is not None
+    assert seen and set(seen) <= {torch.float32, torch.complex64}
     assert out.dtype == torch.bfloat16

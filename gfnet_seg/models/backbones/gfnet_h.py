@@ -30,6 +30,8 @@ class GFNetH(GFNetPyramid, BaseModule):
         frozen_stages: stages (and the stem) kept frozen in eval mode; -1 freezes nothing.
         norm_eval: put BatchNorm layers in eval mode while training. GFNet-H itself has only
             LayerNorm, so this matters only for subclasses that add BN; kept for mmseg configs.
+        with_cp: recompute each block in the backward pass instead of keeping its activations
+            (gradient checkpointing, as mmseg's Swin and MiT): less memory for large crops.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads an ImageNet checkpoint
             (official or from ``tools/train_cls.py``): the classifier is dropped, filters and
             the position embedding are resized to ``img_size``, and the result is logged.
@@ -38,7 +40,7 @@ class GFNetH(GFNetPyramid, BaseModule):
     def __init__(self, arch: Union[str, dict] = 'h-ti', img_size: Union[int, Sequence[int]] = 512,
                  in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3), mlp_ratio: float = 4.,
                  drop_rate: float = 0., drop_path_rate: float = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, init_cfg: dict = None):
+                 norm_eval: bool = False, with_cp: bool = False, init_cfg: dict = None):
         if isinstance(arch, str):
             settings = arch_settings(arch)
         else:
@@ -61,6 +63,7 @@ class GFNetH(GFNetPyramid, BaseModule):
             self.add_module(f'norm{i}', nn.LayerNorm(self.embed_dims[i], eps=1e-6))
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.set_grad_checkpointing(with_cp)
         self._freeze_stages()
 
     def init_weights(self) -> None:
