@@ -27,6 +27,10 @@ PEERS: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
     'gfnet-h-ti': (dict(type='GFNetH', arch='h-ti', img_size=512), (64, 128, 256, 512)),
     'gfnet-h-s': (dict(type='GFNetH', arch='h-s', img_size=512), (96, 192, 384, 768)),
     'gfnet-h-b': (dict(type='GFNetH', arch='h-b', img_size=512), (96, 192, 384, 768)),
+    # The same with gradient checkpointing (with_cp): training memory against step time.
+    'gfnet-h-ti-cp': (dict(type='GFNetH', arch='h-ti', img_size=512, with_cp=True), (64, 128, 256, 512)),
+    'gfnet-h-s-cp': (dict(type='GFNetH', arch='h-s', img_size=512, with_cp=True), (96, 192, 384, 768)),
+    'gfnet-h-b-cp': (dict(type='GFNetH', arch='h-b', img_size=512, with_cp=True), (96, 192, 384, 768)),
     'swin-t': (dict(type='SwinTransformer'), (96, 192, 384, 768)),  # mmseg's defaults are Swin-T
     'pvtv2-b1': (dict(type='TIMMBackbone', model_name='pvt_v2_b1', features_only=True, pretrained=False),
                  (64, 128, 320, 512)),

@@ -124,3 +124,23 @@ def test_frozen_stages_do_not_train():
         if is_frozen:
             assert torch.equal(param, before[name]), name
     assert not torch.equal(model.patch_embed[2].proj.weight, before['patch_embed.2.proj.weight'])
+
+
+def test_with_cp_gives_the_gradients_of_the_plain_backbone():
+    """Gradient checkpointing per block (mmseg's ``with_cp``): same outputs and gradients, drop path on."""
+    torch.manual_seed(0)
+    plain = GFNetH(arch=TINY, img_size=64, drop_path_rate=0.2).train()
+    checkpointed = GFNetH(arch=TINY, img_size=64, drop_path_rate=0.2, with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 96)
+    results = []
+    for model in (plain, checkpointed):
+        torch.manual_seed(1)
+        outs = model(x)
+        sum((o * torch.arange(o.numel()).reshape(o.shape).sin()).sum() for o in outs).backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+    (outs, grads), (outs_cp, grads_cp) = results
+    for out, out_cp in zip(outs, outs_cp):
+        torch.testing.assert_close(out_cp, out)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_cp[name], grad, rtol=1e-5, atol=1e-7, msg=name)
