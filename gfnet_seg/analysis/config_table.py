@@ -1,9 +1,9 @@
 """The config zoo: a Markdown table of every segmentation config, generated from the configs.
 
 One row per config under ``configs/`` (bases excepted): head, backbone, data set, crop, schedule
-(iterations, GPUs x images), parameters of the built segmentor (auxiliary head included) and FLOPs
+(iterations, GPUs x images), parameters of the built segmentor (auxiliary head included), FLOPs
 of a forward pass at the crop (decode head only, as at test time; the global filters' FFTs counted
-by ``flops.py``). A reference row computed by the same code from an mmseg config puts the numbers
+by ``flops.py``) and the FFTs' share of them. A reference row computed by the same code from an mmseg config puts the numbers
 next to a familiar model. The README holds the table between two marker comments, and the test
 suite checks that it equals this module's output.
 """
@@ -27,8 +27,8 @@ from .flops import count_complexity
 REFERENCE_CONFIGS = ('mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',)
 HEAD_NAMES = {'FPNHead': 'Semantic FPN', 'UPerHead': 'UperNet'}
 MARKERS = ('<!-- config-table:start -->', '<!-- config-table:end -->')
-COLUMNS = ('config', 'head', 'backbone', 'data set', 'crop', 'schedule', 'params', 'FLOPs')
-FLOPS_COLUMN = COLUMNS.index('FLOPs')
+COLUMNS = ('config', 'head', 'backbone', 'data set', 'crop', 'schedule', 'params', 'FLOPs', 'FFT share')
+COUNTED_COLUMNS = (COLUMNS.index('FLOPs'), COLUMNS.index('FFT share'))  # need a forward pass
 GPUS_AND_BATCH = re.compile(r'_(\d+)xb(\d+)-')
 
 
@@ -45,12 +45,15 @@ class ConfigRow:
     batch_size: int
     params: int
     flops: Optional[int] = None  # None: not counted
+    fft_flops: Optional[int] = None
 
     def cells(self) -> List[str]:
         iters = f'{self.max_iters // 1000}k' if self.max_iters % 1000 == 0 else str(self.max_iters)
-        flops = '' if self.flops is None else f'{self.flops / 1e9:.1f}G'
+        counted = self.flops is not None
         return [f'`{self.config}`', self.head, self.backbone, self.dataset, f'{self.crop[0]}x{self.crop[1]}',
-                f'{iters}, {self.gpus}x{self.batch_size}', f'{self.params / 1e6:.2f}M', flops]
+                f'{iters}, {self.gpus}x{self.batch_size}', f'{self.params / 1e6:.2f}M',
+                f'{self.flops / 1e9:.2f}G' if counted else '',
+                f'{100 * self.fft_flops / self.flops:.2f}%' if counted else '']
 
 
 def find_configs(config_dir: str) -> List[str]:
@@ -129,9 +132,9 @@ def describe(config: str, name: str, count_flops: bool = True) -> ConfigRow:
     crop = _as_pair(cfg.crop_size)
     if count_flops:
         counts, = count_complexity(build_segmentor(cfg), crop)
-        params, flops = counts.params, counts.flops
+        params, flops, fft_flops = counts.params, counts.flops, counts.fft_flops
     else:
-        params, flops = count_parameters(cfg), None
+        params, flops, fft_flops = count_parameters(cfg), None, None
     found = GPUS_AND_BATCH.search(osp.basename(config))
     if found is None:
         raise ValueError(f'{config}: the file name states no {{gpus}}xb{{batch}} (mmseg naming)')
@@ -141,7 +144,7 @@ def describe(config: str, name: str, count_flops: bool = True) -> ConfigRow:
         config=name, head=HEAD_NAMES.get(head, head), backbone=_backbone_name(cfg.model.backbone),
         dataset=dataset[:-len('Dataset')] if dataset.endswith('Dataset') else dataset, crop=crop,
         max_iters=cfg.train_cfg.max_iters, gpus=int(found[1]), batch_size=cfg.train_dataloader.batch_size,
-        params=params, flops=flops)
+        params=params, flops=flops, fft_flops=fft_flops)
 
 
 def config_rows(config_dir: str, references: Sequence[str] = REFERENCE_CONFIGS, count_flops: bool = True,
@@ -176,14 +179,21 @@ def replace_between_markers(text: str, table: str) -> str:
     return text[:start] + '\n' + table + text[text.find(MARKERS[1]):]
 
 
-def update_table_in(path: str, table: str) -> None:
-    """Replace the table between the marker comments of the file at ``path`` (written atomically)."""
+def table_in(path: str) -> str:
+    """The table between the marker comments of the file at ``path``; the error names the file."""
     with open(path, encoding='utf-8') as file:
         text = file.read()
     try:
-        text = replace_between_markers(text, table)
+        return table_between_markers(text)
     except ValueError as err:
         raise ValueError(f'{path}: {err}') from None
+
+
+def update_table_in(path: str, table: str) -> None:
+    """Replace the table between the marker comments of the file at ``path`` (written atomically)."""
+    table_in(path)
+    with open(path, encoding='utf-8') as file:
+        text = replace_between_markers(file.read(), table)
     atomic_write_bytes(path, text.encode('utf-8'))
 
 

@@ -10,6 +10,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmseg.registry import DATASETS, MODELS
 
+from gfnet_seg.analysis.config_table import read_config
 from gfnet_seg.apis import load_config, setup_test
 from gfnet_seg.datasets import CLASSES
 from gfnet_seg.models import global_filter
@@ -17,6 +18,7 @@ from gfnet_seg.models import global_filter
 from test_train_test_inference import annotation_dir, miou_of_maps
 from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, as_flags, data_options, dumped_metrics, run_tool
 
+UPERNET_ADE = 'configs/upernet/upernet_gfnet-h-ti_8xb2-160k_ade20k-512x512.py'
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 # mmseg's ADE20K base (which the synthetic config inherits) scales the original image by r; the
 # synthetic config tests at twice the original size (64 -> 128 pixels high). Factors 2r make the
@@ -73,3 +75,20 @@ def test_filters_resized_once_per_scale(monkeypatch, synthetic_root, trained):
         built = tuple(weight.shape[:2])
         sizes_of_weight = {size for ptr, size in resized if ptr == weight.data_ptr()}
         assert built not in sizes_of_weight and len(sizes_of_weight) >= len(RATIOS) - 1
+
+
+def test_upernet_tta_scales_are_the_test_size_times_r(synthetic_root):
+    """The UperNet ADE20K configs' TTA views: the single-scale test image scaled by each r (as
+    mmseg 0.x's (2048, 512) x r), each also mirrored."""
+    cfg = read_config(osp.join(REPO_ROOT, UPERNET_ADE))
+    dataset_cfg = cfg.test_dataloader.dataset
+    dataset_cfg.update(data_root=str(synthetic_root), serialize_data=False)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        single = DATASETS.build({**dataset_cfg, 'pipeline': cfg.test_pipeline})[0]['inputs']
+        views = DATASETS.build({**dataset_cfg, 'pipeline': cfg.tta_pipeline})[0]['inputs']
+    height, width = single.shape[-2:]
+    assert min(height, width) == 512  # ADE20K's test size, short side 512
+    assert len(views) == 2 * len(RATIOS)
+    for r, plain, flipped in zip(RATIOS, views[0::2], views[1::2]):
+        assert abs(plain.shape[-2] - r * height) <= 1 and abs(plain.shape[-1] - r * width) <= 1, (r, plain.shape)
+        assert torch.equal(flipped, plain.flip(-1))

@@ -9,7 +9,7 @@ import gfnet_seg  # noqa: F401  (first: installs the mmcv-lite layer, registers 
 
 import argparse
 
-from gfnet_seg.analysis.config_table import REFERENCE_CONFIGS, config_rows, markdown_table, update_table_in
+from gfnet_seg.analysis.config_table import REFERENCE_CONFIGS, config_rows, markdown_table, table_in, update_table_in
 from gfnet_seg.fileio import exit_on_error
 
 
@@ -21,6 +21,8 @@ def main(argv=None):
     parser.add_argument('--update', metavar='README', help='replace the table between the marker comments of this file')
     args = parser.parse_args(argv)
     with exit_on_error((ValueError, FileNotFoundError)):
+        if args.update:
+            table_in(args.update)  # a file without the markers fails now, not after minutes of counting
         table = markdown_table(config_rows(args.configs, () if args.no_reference else REFERENCE_CONFIGS,
                                            count_flops=not args.no_flops))
         if args.update:
