@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # without the pin pip picks the registry's newest.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean gpu-check
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# On a machine with a CUDA GPU (not CI): the CUDA tests and the CUDA benchmark (README, "GPU check").
+gpu-check:
+	bash tools/gpu_check.sh
 
 clean:
 	rm -rf work_dirs outputs data/ade/synthetic data/imagenet_synthetic
