@@ -10,7 +10,7 @@ import torch
 from gfnet_seg.deployment import export_onnx, format_table, load_deployed, verify_onnx
 from gfnet_seg.deployment.verify import MAX_ABS_DIFF, MIN_ARGMAX_AGREEMENT, ort_session
 
-from conftest import SIZES, TINY_ISOTROPIC, TINY_PYRAMID, save_classifier
+from deploy_utils import SIZES, TINY_ISOTROPIC, TINY_PYRAMID, save_classifier
 
 
 def _op_types(model_bytes: bytes) -> set:

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from gfnet_seg.deployment import tool
 
-from conftest import CONFIG, REPO_ROOT, TINY_MODEL
+from deploy_utils import CONFIG, REPO_ROOT, TINY_MODEL
 
 
 def _load_tool():
