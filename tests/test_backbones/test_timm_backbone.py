@@ -4,7 +4,7 @@ import timm
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -32,13 +32,13 @@ def test_timm_backbone_loads_checkpoint_and_trains(tmp_path):
     checkpoint = tmp_path / 'gfnet-h-ti.pth'
     torch.save({'model': imagenet.state_dict()}, checkpoint)
 
-    init_default_scope('mmseg')
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone = dict(type='TIMMBackbone', model_name='gfnet_h_ti', features_only=True,
                               pretrained=False, checkpoint_path=str(checkpoint), out_indices=(0, 1, 2, 3),
                               img_size=128, **WIDTHS)
     cfg.model.neck.in_channels = list(WIDTHS['embed_dims'])
-    segmentor = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmseg'):  # as the Runner does, without leaving it set
+        segmentor = MODELS.build(cfg.model)
 
     # The backbone holds the checkpoint's weights, filters and position embedding resized 64 -> 128.
     oracle = timm.create_model('gfnet_h_ti', img_size=128, **WIDTHS)

@@ -75,16 +75,16 @@ def test_torch_compile_on_cuda():
 def test_semantic_fpn_training_step_on_gpu():
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmengine.structures import PixelData
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
-    init_default_scope('mmseg')
     cfg = Config.fromfile('configs/sem_fpn/fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py')
     cfg.model.backbone.init_cfg = None
     cfg.model.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
-    segmentor = MODELS.build(cfg.model).cuda()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        segmentor = MODELS.build(cfg.model).cuda()
     optim_wrapper = build_optim_wrapper(segmentor, cfg.optim_wrapper)
     samples = []
     for _ in range(2):
