@@ -1,0 +1,68 @@
+"""The fast paths of a block against the plain modules they replace: the fused training function
+(outputs and gradients), oneDNN's fused linear + GELU in CPU inference, and the custom autograd
+function of the global filter (gradcheck in double precision)."""
+import pytest
+import torch
+
+from gfnet_seg.models import global_filter, token_mix
+from gfnet_seg.models.gfnet import Block
+
+
+@pytest.mark.parametrize('layer_scale', [None, 1e-3])
+def test_fused_channel_mix_matches_autograd(layer_scale):
+    torch.manual_seed(0)
+    block = Block(16, (8, 8), layer_scale_init=layer_scale).double()
+    if layer_scale:
+        block.gamma.data.uniform_(0.5, 1.5)  # layer scales far from their init, so gamma's gradient counts
+    tokens = torch.randn(2, 8, 6, 16, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 8, 6, 16, dtype=torch.float64)
+    inputs = [tokens, *block.norm2.parameters(), *block.mlp.parameters()] + ([block.gamma] if layer_scale else [])
+    expected = block.channel_mix(tokens)
+    reference = torch.autograd.grad((expected * weights).sum(), inputs)
+    assert token_mix.fusable(block, tokens)
+    fused = token_mix.fused_channel_mix(block, tokens)
+    torch.testing.assert_close(fused, expected)
+    for got, want in zip(torch.autograd.grad((fused * weights).sum(), inputs), reference):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_channel_mix_keeps_fewer_activations():
+    """What autograd keeps for the backward pass, measured with saved-tensor hooks."""
+    block = Block(32, (8, 8), layer_scale_init=1e-3)
+    tokens = torch.randn(2, 16, 16, 32, requires_grad=True)
+
+    def saved_bytes(fn):
+        seen = {}
+        def pack(tensor):
+            seen[tensor.data_ptr()] = tensor.numel() * tensor.element_size()
+            return tensor
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(seen.values())
+
+    plain, fused = saved_bytes(lambda: block.channel_mix(tokens)), saved_bytes(lambda: token_mix.fused_channel_mix(block, tokens))
+    assert fused < 0.6 * plain, (fused, plain)
+
+
+@pytest.mark.skipif(not token_mix._HAS_LINEAR_POINTWISE, reason='this torch build has no oneDNN linear_pointwise')
+def test_onednn_inference_path_matches_modules():
+    torch.manual_seed(0)
+    block = Block(24, (8, 8), layer_scale_init=1e-3).eval()
+    block.gamma.data.uniform_(0.5, 1.5)
+    tokens = torch.randn(300, 24)
+    with torch.no_grad():
+        assert token_mix.onednn_fusable(block, tokens)
+        torch.testing.assert_close(token_mix.channel_mix_onednn(block, tokens), block.channel_mix(tokens),
+                                   rtol=1e-5, atol=1e-5)
+        x = torch.randn(1, 10, 30, 24)
+        torch.testing.assert_close(token_mix.channel_mix_in_chunks(block, x, x), x + block.channel_mix(x),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('grid', [(6, 6), (5, 8), (7, 4), (9, 7)])
+def test_global_filter_function_gradcheck(grid):
+    """Odd and even, square and not: the hand-written backward against finite differences."""
+    torch.manual_seed(0)
+    x = torch.randn(2, *grid, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(grid[0], grid[1] // 2 + 1, 3, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(global_filter.GlobalFilterFunction.apply, (x, weight))
