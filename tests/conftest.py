@@ -9,6 +9,23 @@ import gfnet_seg  # noqa: F401  (installs the mmcv-lite layer, registers models)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+FFT_FUNCTIONS = ('rfft2', 'irfft2', 'rfft', 'irfft', 'fft', 'ifft', 'fft2', 'ifft2')
+
+
+@pytest.fixture
+def fft_inputs(monkeypatch):
+    """The dtype of every tensor handed to a torch.fft transform (real float32 into a forward,
+    complex64 into an inverse transform when the FFT runs in single precision)."""
+    seen = []
+    for name in FFT_FUNCTIONS:
+        original = getattr(torch.fft, name)
+
+        def record(tensor, *args, _original=original, **kwargs):
+            seen.append(tensor.dtype)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, name, record)
+    return seen
 
 
 @pytest.fixture(scope='session')

@@ -7,23 +7,6 @@ from gfnet_seg.models.backbones.gfnet_h import GFNetH
 from gfnet_seg.models.gfnet import GFNetPyramid
 
 SMALL = dict(embed_dims=(16, 32, 48, 64), depths=(1, 2, 1, 1), layer_scale_init=1e-3)
-FFT_FUNCTIONS = ('rfft2', 'irfft2', 'rfft', 'irfft', 'fft', 'ifft', 'fft2', 'ifft2')
-
-
-@pytest.fixture
-def fft_inputs(monkeypatch):
-    """The dtype of every tensor handed to a torch.fft transform (real float32 into a forward,
-    complex64 into an inverse transform when the FFT runs in single precision)."""
-    seen = []
-    for name in FFT_FUNCTIONS:
-        original = getattr(torch.fft, name)
-
-        def record(tensor, *args, _original=original, **kwargs):
-            seen.append(tensor.dtype)
-            return _original(tensor, *args, **kwargs)
-
-        monkeypatch.setattr(torch.fft, name, record)
-    return seen
 
 
 def models():
