@@ -429,7 +429,7 @@ class GFNetFeatures(FeatureGetterNet):
 
     def __init__(self, model: nn.Module, **kwargs):
         super().__init__(model, **kwargs)
-        self._register_load_state_dict_pre_hook(self._adapt_whole_model_checkpoint)
+        self.register_load_state_dict_pre_hook(GFNetFeatures._adapt_whole_model_checkpoint)
 
     def _adapt_whole_model_checkpoint(self, state_dict, prefix, *args) -> None:
         own_prefix = prefix + 'model.'
