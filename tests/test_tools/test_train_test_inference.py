@@ -9,29 +9,7 @@ import numpy as np
 
 from gfnet_seg.datasets import CLASSES, PALETTE, chance_miou, class_pixel_counts
 
-from tool_utils import CONFIG, TINY_MODEL, as_flags, run_tool
-
-
-def annotation_dir(root):
-    return osp.join(str(root), 'annotations', 'validation')
-
-
-def miou_of_maps(pred_dir, gt_dir, num_classes):
-    """mIoU (%) from label files, ADE convention on both sides (0 = unlabelled, c + 1 = class c):
-    intersections and unions summed over the data set, classes with an empty union left out."""
-    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
-    gt_paths = sorted(glob.glob(osp.join(gt_dir, '*.png')))
-    for gt_path in gt_paths:
-        gt = cv2.imread(gt_path, cv2.IMREAD_UNCHANGED).astype(np.int64) - 1
-        pred = cv2.imread(osp.join(pred_dir, osp.basename(gt_path)), cv2.IMREAD_UNCHANGED)
-        assert pred is not None and pred.shape == gt.shape, gt_path  # predicted at full resolution
-        pred = pred.astype(np.int64)[gt >= 0] - 1
-        gt = gt[gt >= 0]
-        for c in range(num_classes):
-            intersection[c] += np.sum((pred == c) & (gt == c))
-            union[c] += np.sum((pred == c) | (gt == c))
-    present = union > 0
-    return 100 * np.mean(intersection[present] / union[present])
+from tool_utils import CONFIG, TINY_MODEL, annotation_dir, as_flags, miou_of_maps, run_tool
 
 
 def test_training_beats_chance(synthetic_root, tested):

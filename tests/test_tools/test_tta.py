@@ -15,8 +15,8 @@ from gfnet_seg.apis import load_config, setup_test
 from gfnet_seg.datasets import CLASSES
 from gfnet_seg.models import global_filter
 
-from test_train_test_inference import annotation_dir, miou_of_maps
-from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, as_flags, data_options, dumped_metrics, run_tool
+from tool_utils import (CONFIG, REPO_ROOT, TINY_MODEL, annotation_dir, as_flags, data_options, dumped_metrics,
+                        miou_of_maps, run_tool)
 
 UPERNET_ADE = 'configs/upernet/upernet_gfnet-h-ti_8xb2-160k_ade20k-512x512.py'
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)

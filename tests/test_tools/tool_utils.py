@@ -3,8 +3,12 @@ runs them, and reading back what they wrote."""
 import glob
 import json
 import os
+import os.path as osp
 import subprocess
 import sys
+
+import cv2
+import numpy as np
 
 import launch_utils
 
@@ -59,3 +63,24 @@ def dumped_metrics(work_dir) -> dict:
     with open(paths[0]) as file:
         return json.load(file)
 
+
+def annotation_dir(root):
+    return osp.join(str(root), 'annotations', 'validation')
+
+
+def miou_of_maps(pred_dir, gt_dir, num_classes):
+    """mIoU (%) from label files, ADE convention on both sides (0 = unlabelled, c + 1 = class c):
+    intersections and unions summed over the data set, classes with an empty union left out."""
+    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
+    gt_paths = sorted(glob.glob(osp.join(gt_dir, '*.png')))
+    for gt_path in gt_paths:
+        gt = cv2.imread(gt_path, cv2.IMREAD_UNCHANGED).astype(np.int64) - 1
+        pred = cv2.imread(osp.join(pred_dir, osp.basename(gt_path)), cv2.IMREAD_UNCHANGED)
+        assert pred is not None and pred.shape == gt.shape, gt_path  # predicted at full resolution
+        pred = pred.astype(np.int64)[gt >= 0] - 1
+        gt = gt[gt >= 0]
+        for c in range(num_classes):
+            intersection[c] += np.sum((pred == c) & (gt == c))
+            union[c] += np.sum((pred == c) | (gt == c))
+    present = union > 0
+    return 100 * np.mean(intersection[present] / union[present])
