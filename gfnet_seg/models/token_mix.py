@@ -61,43 +61,75 @@ def channel_mix_in_chunks(block: nn.Module, x: torch.Tensor, mixed: torch.Tensor
     return add_in_chunks(x, mixed, block.channel_mix, max(1, chunk_tokens))
 
 
+def token_chunks(num_tokens: int, hidden_width: int):
+    """Row slices of at most ``CHUNK_ELEMENTS * threads`` hidden activations each."""
+    chunk_tokens = max(1, CHUNK_ELEMENTS * torch.get_num_threads() // hidden_width)
+    return [slice(start, start + chunk_tokens) for start in range(0, num_tokens, chunk_tokens)]
+
+
 class ChannelMixFunction(torch.autograd.Function):
     """``gamma * fc2(gelu(fc1(layer_norm(tokens))))`` saving only ``tokens``, the fc1 output and the
     LayerNorm statistics. The layer-scale gradient comes from ``grad^T gelu(h)``, the product
-    that fc2's weight gradient needs anyway, so the MLP output is not kept either."""
+    that fc2's weight gradient needs anyway, so the MLP output is not kept either.
+
+    Both passes walk the tokens in cache-sized chunks (``token_chunks``): the GELU output and the
+    gradients of the hidden activations exist one chunk at a time, reused from the allocator's
+    heap, where whole-map buffers would be fresh pages (page faults included) in every block.
+    """
 
     @staticmethod
     def forward(ctx, tokens, norm_weight, norm_bias, eps, fc1_weight, fc1_bias, fc2_weight, fc2_bias, gamma):
-        normed, mean, rstd = torch.native_layer_norm(tokens, [tokens.shape[-1]], norm_weight, norm_bias, eps)
-        hidden = F.linear(normed, fc1_weight, fc1_bias)
-        out = F.linear(F.gelu(hidden), fc2_weight, fc2_bias)
-        ctx.save_for_backward(tokens, mean, rstd, hidden, norm_weight, norm_bias, fc1_weight, fc2_weight, fc2_bias,
-                              gamma)
-        return out if gamma is None else out * gamma
+        tokens = tokens.contiguous()
+        width, hidden_width = tokens.shape[-1], fc1_weight.shape[0]
+        normed, mean, rstd = torch.native_layer_norm(tokens, [width], norm_weight, norm_bias, eps)
+        normed = normed.view(-1, width)
+        hidden = normed.new_empty(normed.shape[0], hidden_width)
+        out = normed.new_empty(normed.shape)
+        chunks = token_chunks(normed.shape[0], hidden_width)
+        activation = normed.new_empty(chunks[0].stop, hidden_width)
+        for rows in chunks:
+            chunk = torch.addmm(fc1_bias, normed[rows], fc1_weight.t(), out=hidden[rows])
+            act = torch.ops.aten.gelu.out(chunk, out=activation[:chunk.shape[0]])
+            torch.addmm(fc2_bias, act, fc2_weight.t(), out=out[rows])
+        if gamma is not None:
+            out.mul_(gamma)
+        ctx.eps = eps
+        ctx.save_for_backward(tokens, hidden, norm_weight, norm_bias, fc1_weight, fc2_weight, fc2_bias, gamma)
+        return out.view(tokens.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        (tokens, mean, rstd, hidden, norm_weight, norm_bias, fc1_weight, fc2_weight, fc2_bias,
-         gamma) = ctx.saved_tensors
-        width = tokens.shape[-1]
-        grad_flat = grad.reshape(-1, width)
-        activation = F.gelu(hidden).reshape(-1, hidden.shape[-1])
-        grad_fc2_weight = grad_flat.t() @ activation  # = grad^T a; times gamma below
-        grad_fc2_bias = grad_flat.sum(0)
+        tokens, hidden, norm_weight, norm_bias, fc1_weight, fc2_weight, fc2_bias, gamma = ctx.saved_tensors
+        width, hidden_width = tokens.shape[-1], hidden.shape[-1]
+        normed, mean, rstd = torch.native_layer_norm(tokens, [width], norm_weight, norm_bias, ctx.eps)
+        normed = normed.view(-1, width)
+        grad = grad.reshape(-1, width)
+        grad_fc2_bias = grad.sum(0)
+        scaled_grad = grad if gamma is None else grad * gamma
+        grad_fc2_weight = fc2_weight.new_zeros(fc2_weight.shape)  # grad^T a; times gamma below
+        grad_fc1_weight = fc1_weight.new_zeros(fc1_weight.shape)
+        grad_fc1_bias = fc1_weight.new_zeros(hidden_width)
+        grad_normed = torch.empty_like(normed)
+        chunks = token_chunks(normed.shape[0], hidden_width)
+        activation, grad_activation = (hidden.new_empty(chunks[0].stop, hidden_width) for _ in range(2))
+        for rows in chunks:
+            pre_activation = hidden[rows]
+            size = pre_activation.shape[0]
+            act = torch.ops.aten.gelu.out(pre_activation, out=activation[:size])
+            grad_fc2_weight.addmm_(grad[rows].t(), act)
+            grad_hidden = torch.mm(scaled_grad[rows], fc2_weight, out=grad_activation[:size])
+            torch.ops.aten.gelu_backward.grad_input(grad_hidden, pre_activation, grad_input=grad_hidden)
+            grad_fc1_weight.addmm_(grad_hidden.t(), normed[rows])
+            grad_fc1_bias += grad_hidden.sum(0)
+            torch.mm(grad_hidden, fc1_weight, out=grad_normed[rows])
         grad_gamma = None
         if gamma is not None:
             # sum over tokens of grad * (a W2^T + b2)
             grad_gamma = (grad_fc2_weight * fc2_weight).sum(1) + grad_fc2_bias * fc2_bias
-            grad_fc2_weight = grad_fc2_weight * gamma[:, None]
-            grad_fc2_bias = grad_fc2_bias * gamma
-            grad_flat = grad_flat * gamma
-        grad_hidden = torch.ops.aten.gelu_backward(grad_flat @ fc2_weight, hidden.reshape(activation.shape))
-        normed = ((tokens - mean) * rstd * norm_weight + norm_bias).reshape(-1, width)
-        grad_fc1_weight = grad_hidden.t() @ normed
-        grad_fc1_bias = grad_hidden.sum(0)
-        grad_normed = (grad_hidden @ fc1_weight).reshape(tokens.shape)
+            grad_fc2_weight.mul_(gamma[:, None])
+            grad_fc2_bias.mul_(gamma)
         grad_tokens, grad_norm_weight, grad_norm_bias = torch.ops.aten.native_layer_norm_backward(
-            grad_normed, tokens, [width], mean, rstd, norm_weight, norm_bias, [True, True, True])
+            grad_normed.view(tokens.shape), tokens, [width], mean, rstd, norm_weight, norm_bias, [True, True, True])
         return (grad_tokens, grad_norm_weight, grad_norm_bias, None, grad_fc1_weight, grad_fc1_bias,
                 grad_fc2_weight, grad_fc2_bias, grad_gamma)
 

@@ -8,14 +8,19 @@ from gfnet_seg.models import global_filter, token_mix
 from gfnet_seg.models.gfnet import Block
 
 
+@pytest.mark.parametrize('chunk_elements', [None, 100])
 @pytest.mark.parametrize('layer_scale', [None, 1e-3])
-def test_fused_channel_mix_matches_autograd(layer_scale):
+def test_fused_channel_mix_matches_autograd(layer_scale, chunk_elements, monkeypatch):
+    """One chunk, and chunks of a few tokens (64 hidden units) with, mostly, a shorter last one."""
+    if chunk_elements:
+        monkeypatch.setattr(token_mix, 'CHUNK_ELEMENTS', chunk_elements)
+        assert len(token_mix.token_chunks(80, 64)) > 10
     torch.manual_seed(0)
     block = Block(16, (8, 8), layer_scale_init=layer_scale).double()
     if layer_scale:
         block.gamma.data.uniform_(0.5, 1.5)  # layer scales far from their init, so gamma's gradient counts
-    tokens = torch.randn(2, 8, 6, 16, dtype=torch.float64, requires_grad=True)
-    weights = torch.randn(2, 8, 6, 16, dtype=torch.float64)
+    tokens = torch.randn(2, 8, 5, 16, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 8, 5, 16, dtype=torch.float64)
     inputs = [tokens, *block.norm2.parameters(), *block.mlp.parameters()] + ([block.gamma] if layer_scale else [])
     expected = block.channel_mix(tokens)
     reference = torch.autograd.grad((expected * weights).sum(), inputs)
