@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gfnet_seg.models import global_filter
 from gfnet_seg.models.global_filter import (GlobalFilter, filter_size, resize_filter,
                                             resize_pos_embed)
 
@@ -18,8 +19,9 @@ def circular_conv2d(x, kernel):
     return out
 
 
+@pytest.mark.parametrize('grad', [True, False], ids=['training', 'inference'])
 @pytest.mark.parametrize('grid', [(6, 6), (5, 8), (7, 4)])
-def test_global_filter_is_circular_convolution(grid):
+def test_global_filter_is_circular_convolution(grid, grad, cpu_fft):
     torch.manual_seed(0)
     height, width = grid
     layer = GlobalFilter(dim=3, h=height, w=width // 2 + 1).double()
@@ -28,8 +30,29 @@ def test_global_filter_is_circular_convolution(grid):
     # the forward and inverse 'ortho' scalings cancel.
     spectrum = torch.view_as_complex(layer.complex_weight.detach())
     kernel = torch.fft.irfft2(spectrum, s=grid, dim=(0, 1))
+    with torch.set_grad_enabled(grad):
+        out = layer(x)
     # GlobalFilter computes in float32; the oracle in float64.
-    torch.testing.assert_close(layer(x), circular_conv2d(x, kernel), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out, circular_conv2d(x, kernel), atol=1e-5, rtol=1e-5)
+    path, pocketfft_calls = cpu_fft
+    assert (pocketfft_calls == ['rfft2', 'irfft2']) == (path == 'pocketfft'), pocketfft_calls
+
+
+@pytest.mark.parametrize('grid', [(64, 64), (70, 66), (65, 63), (8, 6), (7, 9)])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_eager_transforms_equal_rfft2_and_irfft2(grid, dtype):
+    """Each CPU transform as the default grid threshold picks it (pocketfft from 64x64 points), called
+    directly, against torch.fft's 2-D transforms over dims (1, 2)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, *grid, 5, dtype=dtype)
+    spectrum = global_filter.forward_transform(x)
+    expected = torch.fft.rfft2(x, dim=(1, 2), norm='ortho')
+    assert spectrum.dtype == expected.dtype and spectrum.shape == expected.shape
+    torch.testing.assert_close(spectrum, expected)
+    back = global_filter.inverse_transform(spectrum.clone(), *grid)
+    assert back.is_contiguous() and back.dtype == dtype
+    torch.testing.assert_close(back, torch.fft.irfft2(expected, s=grid, dim=(1, 2), norm='ortho'))
+    torch.testing.assert_close(back, x)
 
 
 def test_global_filter_equals_reference_formula():
