@@ -110,13 +110,27 @@ class Downsample(nn.Module):
         return self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()
 
 
+def sample_scale(drop_path: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """The per-sample factor ``(B, 1, ..., 1)`` that ``drop_path`` is about to apply to a branch of
+    ``x``'s shape (0 for a dropped sample), drawn as timm's ``drop_path`` draws it; None when it
+    applies none (no stochastic depth, or eval mode)."""
+    if not isinstance(drop_path, DropPath) or not drop_path.training or drop_path.drop_prob == 0.:
+        return None
+    keep_prob = 1 - drop_path.drop_prob
+    scale = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
+    if keep_prob > 0. and drop_path.scale_by_keep:
+        scale.div_(keep_prob)
+    return scale
+
+
 class Block(nn.Module):
     """``x + drop_path(gamma * mlp(norm2(filter(norm1(x)))))``; no residual around the filter,
     as in the paper. ``gamma`` (layer scale) exists only when ``layer_scale_init`` is given.
 
     Eager execution picks a faster path for the token-wise half (``token_mix.py``): in training a
     fused function that keeps fewer activations, in CPU inference chunks of tokens that stay in
-    cache. TorchScript, torch.fx, torch.compile and torch.export see the plain modules.
+    cache. CPU training skips the branch for samples that stochastic depth drops. TorchScript,
+    torch.fx, torch.compile and torch.export see the plain modules.
     """
 
     def __init__(self, dim: int, grid: Tuple[int, int], mlp_ratio: float = 4., drop: float = 0.,
@@ -144,14 +158,36 @@ class Block(nn.Module):
 
     @torch.jit.unused
     def _forward_eager(self, x: torch.Tensor) -> torch.Tensor:
-        mixed = self.filter(self.norm1(x))
         if is_tracing():
-            return x + self.drop_path(self.channel_mix(mixed))
+            return x + self.drop_path(self.channel_mix(self.filter(self.norm1(x))))
         if torch.is_grad_enabled():
-            return x + self.drop_path(fused_channel_mix(self, mixed))
+            return self._forward_training(x)
+        mixed = self.filter(self.norm1(x))
         if x.is_cpu:
             return channel_mix_in_chunks(self, x, mixed)
         return x + self.drop_path(self.channel_mix(mixed))
+
+    @torch.jit.unused
+    def _forward_training(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + drop_path(branch(x))`` with the branch computed, on CPU, only for the samples that
+        stochastic depth keeps (the saving the stochastic-depth paper describes). The per-sample
+        scale is drawn before the branch with the same draws as timm's ``drop_path``, so outputs and
+        gradients are the same. When every sample is dropped the branch still runs, so that its
+        parameters get zero gradients, not none (optimizers, DDP). CUDA computes every sample:
+        choosing them would wait for the GPU."""
+        scale = sample_scale(self.drop_path, x)
+        if scale is None:
+            return x + self._branch(x)
+        kept = scale.flatten().nonzero().flatten() if x.is_cpu else None
+        if kept is None or kept.numel() in (0, x.shape[0]):
+            return x + self._branch(x) * scale
+        branch = self._branch(x[kept]) * scale[kept]
+        dtype = torch.promote_types(x.dtype, branch.dtype)
+        return x.to(dtype).index_add(0, kept, branch.to(dtype))
+
+    @torch.jit.unused
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_channel_mix(self, self.filter(self.norm1(x)))
 
 
 class _GFNetBase(nn.Module):

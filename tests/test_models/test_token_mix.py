@@ -71,3 +71,33 @@ def test_global_filter_function_gradcheck(grid, cpu_fft):
     x = torch.randn(2, *grid, 3, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(grid[0], grid[1] // 2 + 1, 3, dtype=torch.complex128, requires_grad=True)
     assert torch.autograd.gradcheck(global_filter.GlobalFilterFunction.apply, (x, weight))
+
+
+@pytest.mark.parametrize('drop_prob, seed', [(0.5, 0), (0.5, 3), (0.2, 1), (0.999, 0), (0.0, 0)])
+def test_stochastic_depth_skips_dropped_samples(drop_prob, seed):
+    """Training computes the branch only for the samples drop path keeps; outputs, gradients and the
+    random draws equal the plain ``x + drop_path(branch(x))`` of the modules under the same seed."""
+    torch.manual_seed(0)
+    block = Block(8, (6, 5), drop_path=drop_prob, layer_scale_init=1e-3).train()
+    block.gamma.data.uniform_(0.5, 1.5)
+    x = torch.randn(8, 6, 5, 8, requires_grad=True)
+    weights = torch.randn(8, 6, 5, 8)
+    params = [x] + list(block.parameters())
+
+    torch.manual_seed(seed)
+    expected = x + block.drop_path(block.channel_mix(block.filter(block.norm1(x))))
+    reference = torch.autograd.grad((expected * weights).sum(), params)
+    after_reference = torch.rand(1)
+
+    batches = []
+    handle = block.filter.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    torch.manual_seed(seed)
+    got = block(x)
+    assert torch.rand(1) == after_reference  # the same draws, no more
+    handle.remove()
+    torch.testing.assert_close(got, expected)
+    # Every parameter gets a gradient, zeros when every sample is dropped, as in the plain path.
+    for g, want in zip(torch.autograd.grad((got * weights).sum(), params), reference):
+        torch.testing.assert_close(g, want)
+    kept = int((expected - x).flatten(1).abs().sum(1).gt(0).sum())
+    assert batches == [kept or x.shape[0]], (batches, kept)
