@@ -6,7 +6,7 @@ the plain modules where they pay (``Block._forward_eager`` picks; traced models 
 * training: ``ChannelMixFunction`` keeps, per token, the block input and the MLP pre-activation
   only (5 of the 11 widths autograd would keep: the LayerNorm output, the GELU output and the
   layer-scale input are recomputed or never needed). GELU and LayerNorm are recomputed in the
-  backward pass; no matrix product is.
+  backward pass; no matrix product is. Both passes walk the tokens in chunks that stay in cache.
 * CPU inference: chunks of tokens whose hidden activations stay in cache, fc1 and GELU fused by
   oneDNN where the build has it.
 """
@@ -21,6 +21,10 @@ import torch.nn.functional as F
 # of the whole map (4x its width) would fill a fresh buffer, page faults included, several times per
 # block. Scaled by the thread count, so that every thread keeps a large share of each chunk.
 CHUNK_ELEMENTS = 2 ** 20
+# Training walks the tokens in smaller chunks (1 MiB of hidden activations per thread): its chunk
+# buffers then stay in the L2 cache, and come back from the allocator's heap, where buffers of a
+# whole stride-16 map would be fresh pages in every block.
+TRAINING_CHUNK_ELEMENTS = 2 ** 18
 # oneDNN's fused linear + pointwise op, in torch builds with mkldnn (the x86 and arm64 wheels).
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
 
@@ -62,8 +66,8 @@ def channel_mix_in_chunks(block: nn.Module, x: torch.Tensor, mixed: torch.Tensor
 
 
 def token_chunks(num_tokens: int, hidden_width: int):
-    """Row slices of at most ``CHUNK_ELEMENTS * threads`` hidden activations each."""
-    chunk_tokens = max(1, CHUNK_ELEMENTS * torch.get_num_threads() // hidden_width)
+    """Row slices of at most ``TRAINING_CHUNK_ELEMENTS * threads`` hidden activations each."""
+    chunk_tokens = max(1, TRAINING_CHUNK_ELEMENTS * torch.get_num_threads() // hidden_width)
     return [slice(start, start + chunk_tokens) for start in range(0, num_tokens, chunk_tokens)]
 
 

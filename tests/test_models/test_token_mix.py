@@ -13,7 +13,7 @@ from gfnet_seg.models.gfnet import Block
 def test_fused_channel_mix_matches_autograd(layer_scale, chunk_elements, monkeypatch):
     """One chunk, and chunks of a few tokens (64 hidden units) with, mostly, a shorter last one."""
     if chunk_elements:
-        monkeypatch.setattr(token_mix, 'CHUNK_ELEMENTS', chunk_elements)
+        monkeypatch.setattr(token_mix, 'TRAINING_CHUNK_ELEMENTS', chunk_elements)
         assert len(token_mix.token_chunks(80, 64)) > 10
     torch.manual_seed(0)
     block = Block(16, (8, 8), layer_scale_init=layer_scale).double()
