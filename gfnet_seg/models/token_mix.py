@@ -14,7 +14,6 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # CPU inference runs the token-wise half of a block on chunks of tokens whose hidden MLP activations
 # hold about this many elements per thread (4 MiB in float32): they stay in cache, where activations
