@@ -16,15 +16,9 @@ The ways of computing the filter, each tested against the same oracle (circular 
 * ``use_fft('matmul')``: the DFT as products with real cos/sin matrices (``dft.py``), for export
   to runtimes without DFT operators.
 
-Eager execution picks the fastest transform per device and grid (``forward_transform``):
-
-* CPU, grids of ``POCKETFFT_MIN_GRID`` points or more: pocketfft (``scipy.fft``, a dependency of
-  mmseg) transforms dims (1, 2) of the channels-last map where it lies, vectorised across channels.
-  torch's MKL wrapper copies the map to put the transformed dims last around every transform;
-  pocketfft runs the filter 1.3-2x faster on the stride-4 grids of 512-1024 inputs.
-* CPU, smaller grids: a real FFT along W then a complex FFT along H (the inverse mirrored), which
-  MKL runs faster than ``rfft2`` on NHWC maps; pocketfft's per-call cost shows there.
-* CUDA (cuFFT's 2-D plans) and tracers: ``torch.fft.rfft2``/``irfft2`` over dims (1, 2).
+Eager execution on CPU transforms with a real FFT along W then a complex FFT along H (the inverse
+mirrored), which MKL runs faster than ``rfft2`` on these NHWC maps; CUDA (cuFFT's 2-D plans) and
+tracers take ``torch.fft.rfft2``/``irfft2`` over dims (1, 2).
 """
 import contextlib
 from collections import OrderedDict
@@ -34,14 +28,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_function
-
-try:
-    import scipy.fft as pocketfft
-except ImportError:  # torch.fft serves instead
-    pocketfft = None
-
-# Token grids (H * W) from which CPU transforms take pocketfft: 64x64, the stride-8 grid of a 512 input.
-POCKETFFT_MIN_GRID = 64 * 64
 
 # Distinct input sizes remembered per module in eval mode (whole-image inference on a data set
 # of varied image sizes must not keep one resized filter per image forever).
@@ -149,27 +135,16 @@ def fitted_filter(complex_weight: torch.Tensor, height: int, width: int) -> torc
     return complex_weight
 
 
-def _on_pocketfft(x: torch.Tensor) -> bool:
-    return (pocketfft is not None and x.device.type == 'cpu' and x.shape[1] * x.shape[2] >= POCKETFFT_MIN_GRID
-            and x.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
-
-
 def forward_transform(x: torch.Tensor) -> torch.Tensor:
     """``rfft2`` over dims (1, 2) of tokens ``(B, H, W, C)``, norm 'ortho': ``(B, H, W // 2 + 1, C)``."""
-    if _on_pocketfft(x):
-        return torch.from_numpy(pocketfft.rfft2(x.detach().numpy(), axes=(1, 2), norm='ortho',
-                                                workers=torch.get_num_threads()))
     if x.is_cuda:
         return torch.fft.rfft2(x, dim=(1, 2), norm='ortho')
     return torch.fft.fft(torch.fft.rfft(x, dim=2, norm='ortho'), dim=1, norm='ortho')
 
 
 def inverse_transform(spectrum: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``irfft2`` over dims (1, 2) back to contiguous tokens ``(B, H, W, C)``, the inverse of
-    ``forward_transform``. May overwrite ``spectrum``, which callers pass as a temporary."""
-    if _on_pocketfft(spectrum):
-        return torch.from_numpy(pocketfft.irfft2(spectrum.detach().numpy(), s=(height, width), axes=(1, 2),
-                                                 norm='ortho', workers=torch.get_num_threads(), overwrite_x=True))
+    """``irfft2`` over dims (1, 2) back to contiguous tokens ``(B, H, W, C)`` (torch's transforms
+    along inner dims return channels-first memory; the LayerNorm and MLP after want it channels-last)."""
     if spectrum.is_cuda:
         return torch.fft.irfft2(spectrum, s=(height, width), dim=(1, 2), norm='ortho').contiguous()
     spatial = torch.fft.irfft(torch.fft.ifft(spectrum, dim=1, norm='ortho'), n=width, dim=2, norm='ortho')
