@@ -65,14 +65,16 @@ def channel_mix_in_chunks(block: nn.Module, x: torch.Tensor, mixed: torch.Tensor
 
 
 def token_chunks(num_tokens: int, hidden_width: int):
-    """Row slices of at most ``TRAINING_CHUNK_ELEMENTS * threads`` hidden activations each."""
+    """Row slices of at most ``TRAINING_CHUNK_ELEMENTS * threads`` hidden activations each, and the
+    rows of the largest (for the buffers that serve every chunk)."""
     chunk_tokens = max(1, TRAINING_CHUNK_ELEMENTS * torch.get_num_threads() // hidden_width)
-    return [slice(start, start + chunk_tokens) for start in range(0, num_tokens, chunk_tokens)]
+    chunks = [slice(start, start + chunk_tokens) for start in range(0, num_tokens, chunk_tokens)]
+    return chunks, min(chunk_tokens, num_tokens)
 
 
 class ChannelMixFunction(torch.autograd.Function):
-    """``gamma * fc2(gelu(fc1(layer_norm(tokens))))`` saving only ``tokens``, the fc1 output and the
-    LayerNorm statistics. The layer-scale gradient comes from ``grad^T gelu(h)``, the product
+    """``gamma * fc2(gelu(fc1(layer_norm(tokens))))`` saving only ``tokens`` and the fc1 output (the
+    LayerNorm is recomputed). The layer-scale gradient comes from ``grad^T gelu(h)``, the product
     that fc2's weight gradient needs anyway, so the MLP output is not kept either.
 
     Both passes walk the tokens in cache-sized chunks (``token_chunks``): the GELU output and the
@@ -88,8 +90,8 @@ class ChannelMixFunction(torch.autograd.Function):
         normed = normed.view(-1, width)
         hidden = normed.new_empty(normed.shape[0], hidden_width)
         out = normed.new_empty(normed.shape)
-        chunks = token_chunks(normed.shape[0], hidden_width)
-        activation = normed.new_empty(chunks[0].stop, hidden_width)
+        chunks, chunk_rows = token_chunks(normed.shape[0], hidden_width)
+        activation = normed.new_empty(chunk_rows, hidden_width)
         for rows in chunks:
             chunk = torch.addmm(fc1_bias, normed[rows], fc1_weight.t(), out=hidden[rows])
             act = torch.ops.aten.gelu.out(chunk, out=activation[:chunk.shape[0]])
@@ -113,8 +115,8 @@ class ChannelMixFunction(torch.autograd.Function):
         grad_fc1_weight = fc1_weight.new_zeros(fc1_weight.shape)
         grad_fc1_bias = fc1_weight.new_zeros(hidden_width)
         grad_normed = torch.empty_like(normed)
-        chunks = token_chunks(normed.shape[0], hidden_width)
-        activation, grad_activation = (hidden.new_empty(chunks[0].stop, hidden_width) for _ in range(2))
+        chunks, chunk_rows = token_chunks(normed.shape[0], hidden_width)
+        activation, grad_activation = (hidden.new_empty(chunk_rows, hidden_width) for _ in range(2))
         for rows in chunks:
             pre_activation = hidden[rows]
             size = pre_activation.shape[0]
