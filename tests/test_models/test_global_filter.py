@@ -112,6 +112,18 @@ def test_resized_filter_matches_resize_function_at_run_time():
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_filter_in_the_spectrum_layout_is_cached_in_eval():
+    """Eager inference multiplies the spectrum by a filter laid out in the spectrum's memory order
+    (the FFTs leave it channel-major), made once per size and layout."""
+    layer = GlobalFilter(dim=8, h=12, w=10).eval()
+    spectrum = global_filter.forward_transform(torch.randn(2, 12, 18, 8))
+    with torch.no_grad():
+        weight = layer.spectral_weight((12, 18), spectrum)
+        assert weight.stride() == spectrum.stride()[1:] and not weight.is_contiguous()
+        torch.testing.assert_close(weight, layer.spectral_weight((12, 18)), rtol=0, atol=0)
+        assert layer.spectral_weight((12, 18), spectrum) is weight
+
+
 def test_eval_cache_per_size_and_invalidation():
     layer = GlobalFilter(dim=4, h=8, w=5).eval()
     with torch.no_grad():
