@@ -172,22 +172,27 @@ class Block(nn.Module):
         """``x + drop_path(branch(x))`` with the branch computed, on CPU, only for the samples that
         stochastic depth keeps (the saving the stochastic-depth paper describes). The per-sample
         scale is drawn before the branch with the same draws as timm's ``drop_path``, so outputs and
-        gradients are the same. When every sample is dropped the branch still runs, so that its
+        gradients are the same. The kept samples' common factor and the residual add go into the
+        fused token-wise function. When every sample is dropped the branch still runs, so that its
         parameters get zero gradients, not none (optimizers, DDP). CUDA computes every sample:
         choosing them would wait for the GPU."""
         scale = sample_scale(self.drop_path, x)
         if scale is None:
-            return x + self._branch(x)
+            return self._branch(x, residual=x)
         kept = scale.flatten().nonzero().flatten() if x.is_cpu else None
-        if kept is None or kept.numel() in (0, x.shape[0]):
+        if kept is None or kept.numel() == 0:
             return x + self._branch(x) * scale
-        branch = self._branch(x[kept]) * scale[kept]
+        factor = float(scale.flatten()[kept[0]])  # the kept samples' common factor
+        if kept.numel() == x.shape[0]:
+            return self._branch(x, residual=x, scale=factor)
+        branch = self._branch(x[kept], scale=factor)
         dtype = torch.promote_types(x.dtype, branch.dtype)
         return x.to(dtype).index_add(0, kept, branch.to(dtype))
 
     @torch.jit.unused
-    def _branch(self, x: torch.Tensor) -> torch.Tensor:
-        return fused_channel_mix(self, self.filter(self.norm1(x)))
+    def _branch(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None, scale: float = 1.) -> torch.Tensor:
+        """``residual + scale * branch(x)`` (no residual if None)."""
+        return fused_channel_mix(self, self.filter(self.norm1(x)), residual, scale)
 
 
 class _GFNetBase(nn.Module):

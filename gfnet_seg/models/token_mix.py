@@ -11,6 +11,7 @@ the plain modules where they pay (``Block._forward_eager`` picks; traced models 
   oneDNN where the build has it.
 """
 from functools import partial
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -72,33 +73,56 @@ def token_chunks(num_tokens: int, hidden_width: int):
     return chunks, min(chunk_tokens, num_tokens)
 
 
-class ChannelMixFunction(torch.autograd.Function):
-    """``gamma * fc2(gelu(fc1(layer_norm(tokens))))`` saving only ``tokens`` and the fc1 output (the
-    LayerNorm is recomputed). The layer-scale gradient comes from ``grad^T gelu(h)``, the product
-    that fc2's weight gradient needs anyway, so the MLP output is not kept either.
+def output_scale(scale: float, gamma: Optional[torch.Tensor], fc2_bias: torch.Tensor) -> Optional[torch.Tensor]:
+    """The per-channel factor on the MLP output, ``scale * gamma``; None when it is 1."""
+    if gamma is None:
+        return None if scale == 1 else torch.full_like(fc2_bias, scale)
+    return gamma if scale == 1 else gamma * scale
 
+
+def scaled_fc2(fc2_weight: torch.Tensor, fc2_bias: torch.Tensor, out_scale: Optional[torch.Tensor]):
+    """fc2's weight and bias with the per-channel output scale folded in."""
+    if out_scale is None:
+        return fc2_weight, fc2_bias
+    return fc2_weight * out_scale[:, None], fc2_bias * out_scale
+
+
+class ChannelMixFunction(torch.autograd.Function):
+    """``residual + scale * gamma * fc2(gelu(fc1(layer_norm(tokens))))`` saving only ``tokens`` and
+    the fc1 output (the LayerNorm is recomputed). The layer-scale gradient comes from
+    ``grad^T gelu(h)``, the product that fc2's weight gradient needs anyway, so the MLP output is not
+    kept either. ``residual`` (the block input; None: no residual) and ``gamma`` (None: no layer
+    scale) may be absent; ``scale`` is the drop-path factor of the samples that were kept.
+
+    ``scale * gamma`` is folded into fc2's weight and bias and the residual is fc2's starting sum, so
+    neither the layer scale nor the residual add costs a pass over the map, in either direction.
     Both passes walk the tokens in cache-sized chunks (``token_chunks``): the GELU output and the
     gradients of the hidden activations exist one chunk at a time, reused from the allocator's
     heap, where whole-map buffers would be fresh pages (page faults included) in every block.
     """
 
     @staticmethod
-    def forward(ctx, tokens, norm_weight, norm_bias, eps, fc1_weight, fc1_bias, fc2_weight, fc2_bias, gamma):
+    def forward(ctx, tokens, residual, scale, norm_weight, norm_bias, eps, fc1_weight, fc1_bias, fc2_weight,
+                fc2_bias, gamma):
         tokens = tokens.contiguous()
         width, hidden_width = tokens.shape[-1], fc1_weight.shape[0]
         normed, mean, rstd = torch.native_layer_norm(tokens, [width], norm_weight, norm_bias, eps)
         normed = normed.view(-1, width)
+        out_scale = output_scale(scale, gamma, fc2_bias)
+        fc2_weight_scaled, fc2_bias_scaled = scaled_fc2(fc2_weight, fc2_bias, out_scale)
         hidden = normed.new_empty(normed.shape[0], hidden_width)
         out = normed.new_empty(normed.shape)
+        flat_residual = None if residual is None else residual.reshape(-1, width)
         chunks, chunk_rows = token_chunks(normed.shape[0], hidden_width)
         activation = normed.new_empty(chunk_rows, hidden_width)
         for rows in chunks:
-            chunk = torch.addmm(fc1_bias, normed[rows], fc1_weight.t(), out=hidden[rows])
-            act = torch.ops.aten.gelu.out(chunk, out=activation[:chunk.shape[0]])
-            torch.addmm(fc2_bias, act, fc2_weight.t(), out=out[rows])
-        if gamma is not None:
-            out.mul_(gamma)
-        ctx.eps = eps
+            pre_activation = torch.addmm(fc1_bias, normed[rows], fc1_weight.t(), out=hidden[rows])
+            act = torch.ops.aten.gelu.out(pre_activation, out=activation[:pre_activation.shape[0]])
+            if flat_residual is None:
+                torch.addmm(fc2_bias_scaled, act, fc2_weight_scaled.t(), out=out[rows])
+            else:
+                torch.add(flat_residual[rows], fc2_bias_scaled, out=out[rows]).addmm_(act, fc2_weight_scaled.t())
+        ctx.eps, ctx.scale, ctx.has_residual = eps, scale, residual is not None
         ctx.save_for_backward(tokens, hidden, norm_weight, norm_bias, fc1_weight, fc2_weight, fc2_bias, gamma)
         return out.view(tokens.shape)
 
@@ -108,10 +132,11 @@ class ChannelMixFunction(torch.autograd.Function):
         width, hidden_width = tokens.shape[-1], hidden.shape[-1]
         normed, mean, rstd = torch.native_layer_norm(tokens, [width], norm_weight, norm_bias, ctx.eps)
         normed = normed.view(-1, width)
+        out_scale = output_scale(ctx.scale, gamma, fc2_bias)
+        fc2_weight_scaled, _ = scaled_fc2(fc2_weight, fc2_bias, out_scale)
         grad = grad.reshape(-1, width)
-        grad_fc2_bias = grad.sum(0)
-        scaled_grad = grad if gamma is None else grad * gamma
-        grad_fc2_weight = fc2_weight.new_zeros(fc2_weight.shape)  # grad^T a; times gamma below
+        grad_sum = grad.sum(0)
+        grad_fc2_product = fc2_weight.new_zeros(fc2_weight.shape)  # grad^T a; scaled below
         grad_fc1_weight = fc1_weight.new_zeros(fc1_weight.shape)
         grad_fc1_bias = fc1_weight.new_zeros(hidden_width)
         grad_normed = torch.empty_like(normed)
@@ -121,22 +146,23 @@ class ChannelMixFunction(torch.autograd.Function):
             pre_activation = hidden[rows]
             size = pre_activation.shape[0]
             act = torch.ops.aten.gelu.out(pre_activation, out=activation[:size])
-            grad_fc2_weight.addmm_(grad[rows].t(), act)
-            grad_hidden = torch.mm(scaled_grad[rows], fc2_weight, out=grad_activation[:size])
+            grad_fc2_product.addmm_(grad[rows].t(), act)
+            grad_hidden = torch.mm(grad[rows], fc2_weight_scaled, out=grad_activation[:size])
             torch.ops.aten.gelu_backward.grad_input(grad_hidden, pre_activation, grad_input=grad_hidden)
             grad_fc1_weight.addmm_(grad_hidden.t(), normed[rows])
             grad_fc1_bias += grad_hidden.sum(0)
             torch.mm(grad_hidden, fc1_weight, out=grad_normed[rows])
         grad_gamma = None
         if gamma is not None:
-            # sum over tokens of grad * (a W2^T + b2)
-            grad_gamma = (grad_fc2_weight * fc2_weight).sum(1) + grad_fc2_bias * fc2_bias
-            grad_fc2_weight.mul_(gamma[:, None])
-            grad_fc2_bias.mul_(gamma)
+            # sum over tokens of grad * scale * (a W2^T + b2)
+            grad_gamma = ((grad_fc2_product * fc2_weight).sum(1) + grad_sum * fc2_bias) * ctx.scale
+        grad_fc2_weight = grad_fc2_product if out_scale is None else grad_fc2_product.mul_(out_scale[:, None])
+        grad_fc2_bias = grad_sum if out_scale is None else grad_sum * out_scale
         grad_tokens, grad_norm_weight, grad_norm_bias = torch.ops.aten.native_layer_norm_backward(
             grad_normed.view(tokens.shape), tokens, [width], mean, rstd, norm_weight, norm_bias, [True, True, True])
-        return (grad_tokens, grad_norm_weight, grad_norm_bias, None, grad_fc1_weight, grad_fc1_bias,
-                grad_fc2_weight, grad_fc2_bias, grad_gamma)
+        grad_residual = grad.view(tokens.shape) if ctx.has_residual else None
+        return (grad_tokens, grad_residual, None, grad_norm_weight, grad_norm_bias, None, grad_fc1_weight,
+                grad_fc1_bias, grad_fc2_weight, grad_fc2_bias, grad_gamma)
 
 
 def fusable(block: nn.Module, tokens: torch.Tensor) -> bool:
@@ -149,10 +175,14 @@ def fusable(block: nn.Module, tokens: torch.Tensor) -> bool:
             and tokens.device.type in ('cpu', 'cuda') and not torch.is_autocast_enabled(tokens.device.type))
 
 
-def fused_channel_mix(block: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """``block.channel_mix(tokens)`` for training, through ``ChannelMixFunction`` where it applies."""
+def fused_channel_mix(block: nn.Module, tokens: torch.Tensor, residual: Optional[torch.Tensor] = None,
+                      scale: float = 1.) -> torch.Tensor:
+    """``residual + scale * block.channel_mix(tokens)`` for training (no residual if None), through
+    ``ChannelMixFunction`` where it applies."""
     if not fusable(block, tokens):
-        return block.channel_mix(tokens)
+        branch = block.channel_mix(tokens)
+        branch = branch if scale == 1 else branch * scale
+        return branch if residual is None else residual + branch
     norm, mlp = block.norm2, block.mlp
-    return ChannelMixFunction.apply(tokens, norm.weight, norm.bias, norm.eps, mlp.fc1.weight, mlp.fc1.bias,
-                                   mlp.fc2.weight, mlp.fc2.bias, block.gamma)
+    return ChannelMixFunction.apply(tokens, residual, scale, norm.weight, norm.bias, norm.eps, mlp.fc1.weight,
+                                   mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias, block.gamma)

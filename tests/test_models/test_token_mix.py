@@ -8,10 +8,13 @@ from gfnet_seg.models import global_filter, token_mix
 from gfnet_seg.models.gfnet import Block
 
 
+@pytest.mark.parametrize('residual, scale', [(False, 1.), (True, 1.), (True, 1.25), (False, 0.8)])
 @pytest.mark.parametrize('chunk_elements', [None, 100])
 @pytest.mark.parametrize('layer_scale', [None, 1e-3])
-def test_fused_channel_mix_matches_autograd(layer_scale, chunk_elements, monkeypatch):
-    """One chunk, and chunks of a few tokens (64 hidden units) with, mostly, a shorter last one."""
+def test_fused_channel_mix_matches_autograd(layer_scale, chunk_elements, residual, scale, monkeypatch):
+    """``residual + scale * channel_mix(tokens)``: one chunk, and chunks of a few tokens (64 hidden
+    units) with, mostly, a shorter last one; with and without the residual and the drop-path factor
+    that the fused function folds into fc2."""
     if chunk_elements:
         monkeypatch.setattr(token_mix, 'TRAINING_CHUNK_ELEMENTS', chunk_elements)
         assert len(token_mix.token_chunks(80, 64)[0]) > 10
@@ -20,12 +23,14 @@ def test_fused_channel_mix_matches_autograd(layer_scale, chunk_elements, monkeyp
     if layer_scale:
         block.gamma.data.uniform_(0.5, 1.5)  # layer scales far from their init, so gamma's gradient counts
     tokens = torch.randn(2, 8, 5, 16, dtype=torch.float64, requires_grad=True)
+    shortcut = torch.randn(2, 8, 5, 16, dtype=torch.float64, requires_grad=True) if residual else None
     weights = torch.randn(2, 8, 5, 16, dtype=torch.float64)
-    inputs = [tokens, *block.norm2.parameters(), *block.mlp.parameters()] + ([block.gamma] if layer_scale else [])
-    expected = block.channel_mix(tokens)
+    inputs = ([tokens] + ([shortcut] if residual else []) + [*block.norm2.parameters(), *block.mlp.parameters()]
+              + ([block.gamma] if layer_scale else []))
+    expected = block.channel_mix(tokens) * scale + (shortcut if residual else 0)
     reference = torch.autograd.grad((expected * weights).sum(), inputs)
     assert token_mix.fusable(block, tokens)
-    fused = token_mix.fused_channel_mix(block, tokens)
+    fused = token_mix.fused_channel_mix(block, tokens, shortcut, scale)
     torch.testing.assert_close(fused, expected)
     for got, want in zip(torch.autograd.grad((fused * weights).sum(), inputs), reference):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
@@ -85,12 +90,13 @@ def test_global_filter_function_gradcheck(grid):
 @pytest.mark.parametrize('drop_prob, seed', [(0.5, 0), (0.5, 3), (0.2, 1), (0.999, 0), (0.0, 0)])
 def test_stochastic_depth_skips_dropped_samples(drop_prob, seed):
     """Training computes the branch only for the samples drop path keeps; outputs, gradients and the
-    random draws equal the plain ``x + drop_path(branch(x))`` of the modules under the same seed."""
+    random draws equal the plain ``x + drop_path(branch(x))`` of the modules under the same seed
+    (in double precision: the fast path folds the drop-path factor into fc2, which rounds differently)."""
     torch.manual_seed(0)
-    block = Block(8, (6, 5), drop_path=drop_prob, layer_scale_init=1e-3).train()
+    block = Block(8, (6, 5), drop_path=drop_prob, layer_scale_init=1e-3).train().double()
     block.gamma.data.uniform_(0.5, 1.5)
-    x = torch.randn(8, 6, 5, 8, requires_grad=True)
-    weights = torch.randn(8, 6, 5, 8)
+    x = torch.randn(8, 6, 5, 8, requires_grad=True, dtype=torch.float64)
+    weights = torch.randn(8, 6, 5, 8, dtype=torch.float64)
     params = [x] + list(block.parameters())
 
     torch.manual_seed(seed)
