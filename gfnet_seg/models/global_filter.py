@@ -187,10 +187,9 @@ class GlobalFilterFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         spectrum = forward_transform(x)
-        weight = in_spectrum_layout(weight, spectrum)
-        ctx.save_for_backward(spectrum, weight)
+        ctx.save_for_backward(spectrum, weight)  # the filter as given: its layout copy is remade, not kept
         ctx.grid = x.shape[1:3]
-        return inverse_transform(spectrum * weight, *ctx.grid)
+        return inverse_transform(spectrum * in_spectrum_layout(weight, spectrum), *ctx.grid)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -204,7 +203,9 @@ class GlobalFilterFunction(torch.autograd.Function):
             if doubled > 0:
                 grad_weight[:, 1:1 + doubled] *= 2
         if ctx.needs_input_grad[0]:
-            grad_x = inverse_transform(grad_spectrum.mul_(weight.conj()), height, width)
+            # the layout copy resolves the conjugation too
+            grad_x = inverse_transform(grad_spectrum.mul_(in_spectrum_layout(weight.conj(), grad_spectrum)),
+                                       height, width)
         return grad_x, grad_weight
 
 
