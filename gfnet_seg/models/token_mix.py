@@ -3,10 +3,11 @@
 Over the large stride-4 maps this half, not the FFT, moves most of the memory. Two paths replace
 the plain modules where they pay (``Block._forward_eager`` picks; traced models see the modules):
 
-* training: ``ChannelMixFunction`` keeps, per token, the block input and the MLP pre-activation
+* training: ``ChannelMixFunction`` keeps, per token, its input (the filter's output) and the MLP pre-activation
   only (5 of the 11 widths autograd would keep: the LayerNorm output, the GELU output and the
   layer-scale input are recomputed or never needed). GELU and LayerNorm are recomputed in the
-  backward pass; no matrix product is. Both passes walk the tokens in chunks that stay in cache.
+  backward pass; no matrix product is. Layer scale, drop-path factor and the residual add are
+  folded into fc2. Both passes walk the tokens in chunks that stay in cache.
 * CPU inference: chunks of tokens whose hidden activations stay in cache, fc1 and GELU fused by
   oneDNN where the build has it.
 """
