@@ -2,7 +2,10 @@
 
 Every model is built here from mmseg/timm (random weights: speed does not depend on them), as a
 backbone alone or as a whole Semantic FPN segmentor (``configs/sem_fpn``'s neck and head on that
-backbone). A call is timed after warm-up, several times, and the median kept. Peak memory is the
+backbone). A call is timed after warm-up, several times, and the median kept, with every call's time:
+calls of all models are interleaved, so call i of two models ran under the same load, and ``compare``
+reports the median of their per-call ratios with a distribution-free interval (``paired_speedup``),
+which a machine whose speed drifts between calls resolves better than the ratio of medians. Peak memory is the
 largest total of tensor bytes allocated during one call beyond what existed before it (weights and
 input excluded): ``max_memory_allocated`` on CUDA; on CPU the same quantity from the profiler's
 allocation records (allocator events), not the process RSS, which the allocator's caching blurs.
@@ -46,7 +49,7 @@ SEG_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'sem
                           'fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py')
 PARTS = ('backbone', 'segmentor')
 CSV_FIELDS = ('model', 'part', 'mode', 'device', 'amp', 'threads', 'batch', 'height', 'width', 'tokens',
-              'latency_ms', 'latency_min_ms', 'images_per_s', 'peak_mem_mb', 'params_m', 'status')
+              'latency_ms', 'latency_min_ms', 'latencies_ms', 'images_per_s', 'peak_mem_mb', 'params_m', 'status')
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -199,7 +202,7 @@ def _row(name, part, model, size, batch, device, train, amp, result) -> dict:
         median = statistics.median(result['times'])
         peak = result.get('peak')
         row.update(latency_ms=round(median * 1e3, 2), latency_min_ms=round(min(result['times']) * 1e3, 2),
-                   images_per_s=round(batch / median, 3),
+                   latencies_ms=' '.join(f'{t * 1e3:.2f}' for t in result['times']), images_per_s=round(batch / median, 3),
                    peak_mem_mb=None if peak is None else round(peak / 2 ** 20, 1))
     return row
 
@@ -217,12 +220,44 @@ def read_csv(path: str) -> List[dict]:
         return list(csv.DictReader(f))
 
 
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, float, float, float]:
+    """The median of ``values`` and a distribution-free interval for it: the k-th smallest and k-th
+    largest value, k as large as keeps the coverage ``1 - 2 P(Binomial(n, 1/2) < k)`` at least
+    ``confidence`` (k = 1 when even that falls short: 5 values give 94%). Returns (median, low, high,
+    coverage)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError('no values to take the median of')
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+
+    k = 1
+    while k < (n + 1) // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    return statistics.median(ordered), ordered[k - 1], ordered[n - k], coverage(k)
+
+
+def paired_speedup(model_ms: Sequence[float], peer_ms: Sequence[float]) -> Tuple[float, float, float, float]:
+    """``median_interval`` of ``peer / model`` over calls timed in the same rounds (how many times
+    ``model``'s throughput ``peer``'s is)."""
+    if len(model_ms) != len(peer_ms):
+        raise ValueError(f'paired calls differ in number: {len(model_ms)} and {len(peer_ms)}')
+    return median_interval([peer / model for model, peer in zip(model_ms, peer_ms)])
+
+
+def _latencies(row: dict) -> List[float]:
+    return [float(t) for t in str(row.get('latencies_ms') or '').split()]
+
+
 def compare(rows: Sequence[dict], model: str = 'gfnet-h-ti') -> List[str]:
     """Lines on ``model`` against every other model in ``rows``: throughput ratio at each size both
-    ran, and how ``model``'s latency grows between consecutive sizes (beside the growth of
-    N log2 N for N stride-4 tokens, the global filter's complexity)."""
-    latency = {(r['model'], r['part'], int(r['height'])): float(r['latency_ms'])
-               for r in rows if r['status'] == 'ok'}
+    ran (the ratio of medians, and where rows carry every call's time, the median of paired per-call
+    ratios with its interval), and how ``model``'s latency grows between consecutive sizes (beside
+    the growth of N log2 N for N stride-4 tokens, the global filter's complexity)."""
+    ok = {(r['model'], r['part'], int(r['height'])): r for r in rows if r['status'] == 'ok'}
+    latency = {key: float(r['latency_ms']) for key, r in ok.items()}
     peers = [m for m in dict.fromkeys(r['model'] for r in rows) if m != model]
     lines = []
     for part in dict.fromkeys(r['part'] for r in rows):
@@ -231,7 +266,13 @@ def compare(rows: Sequence[dict], model: str = 'gfnet-h-ti') -> List[str]:
             for peer in peers:
                 if (peer, part, size) in latency:
                     ratio = latency[peer, part, size] / latency[model, part, size]
-                    lines.append(f'{part} {size}x{size}: {model} runs {ratio:.2f}x the throughput of {peer}')
+                    line = f'{part} {size}x{size}: {model} runs {ratio:.2f}x the throughput of {peer}'
+                    calls = _latencies(ok[model, part, size]), _latencies(ok[peer, part, size])
+                    if len(calls[0]) > 1 and len(calls[0]) == len(calls[1]):
+                        median, low, high, cover = paired_speedup(*calls)
+                        line += (f' (paired over {len(calls[0])} interleaved calls: {median:.2f}x, '
+                                 f'{cover:.0%} interval {low:.2f}-{high:.2f}x)')
+                    lines.append(line)
         for small, large in zip(sizes, sizes[1:]):
             tokens = (small / 4) ** 2, (large / 4) ** 2
             bound = tokens[1] * math.log2(tokens[1]) / (tokens[0] * math.log2(tokens[0]))
