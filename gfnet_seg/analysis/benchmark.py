@@ -5,10 +5,12 @@ backbone alone or as a whole Semantic FPN segmentor (``configs/sem_fpn``'s neck 
 backbone). A call is timed after warm-up, several times, and the median kept, with every call's time:
 calls of all models are interleaved, so call i of two models ran under the same load, and ``compare``
 reports the median of their per-call ratios with a distribution-free interval (``paired_speedup``),
-which a machine whose speed drifts between calls resolves better than the ratio of medians. Peak memory is the
-largest total of tensor bytes allocated during one call beyond what existed before it (weights and
-input excluded): ``max_memory_allocated`` on CUDA; on CPU the same quantity from the profiler's
-allocation records (allocator events), not the process RSS, which the allocator's caching blurs.
+which a machine whose speed drifts between calls resolves better than the ratio of medians.
+
+Peak memory is the largest total of tensor bytes allocated during one call beyond what existed before
+it (weights and input excluded): ``max_memory_allocated`` on CUDA; on CPU the same quantity from the
+profiler's allocation records (allocator events), not the process RSS, which the allocator's caching
+blurs.
 """
 import copy
 import csv
@@ -202,7 +204,8 @@ def _row(name, part, model, size, batch, device, train, amp, result) -> dict:
         median = statistics.median(result['times'])
         peak = result.get('peak')
         row.update(latency_ms=round(median * 1e3, 2), latency_min_ms=round(min(result['times']) * 1e3, 2),
-                   latencies_ms=' '.join(f'{t * 1e3:.2f}' for t in result['times']), images_per_s=round(batch / median, 3),
+                   latencies_ms=' '.join(f'{t * 1e3:.2f}' for t in result['times']),
+                   images_per_s=round(batch / median, 3),
                    peak_mem_mb=None if peak is None else round(peak / 2 ** 20, 1))
     return row
 
