@@ -1,6 +1,6 @@
 """Compatibility layer between mmseg 1.2.2, mmcv-lite and recent torch.
 
-Three narrow fixes, all installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
+Four narrow fixes, all installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
 
 * ``install_mmcv_ops_fallback``: mmseg imports ``point_sample`` and ``sigmoid_focal_loss`` from
   ``mmcv.ops`` without a guard, but mmcv-lite ships no compiled ops, so ``import mmseg.models``
@@ -14,6 +14,10 @@ Three narrow fixes, all installed by ``gfnet_seg/__init__.py`` before anything i
 * ``install_package_lookup_fallback``: mmengine resolves ``mmseg::`` config bases with
   ``pkg_resources``, which setuptools >= 81 no longer ships (and venvs of Python >= 3.12 lack
   setuptools altogether). Where it is missing, mmengine's two look-ups use ``importlib`` instead.
+* ``dump_test_metrics_once``: mmengine 0.10.7's ``LoggerHook`` writes the test metrics
+  (``<log_dir>/<timestamp>.json``) from every process of a distributed test, all to the same file;
+  two processes writing it at once leave invalid JSON (seen with ``dist_test.sh``). The main
+  process alone writes it now, atomically.
 """
 import importlib.metadata
 import importlib.util
@@ -174,8 +178,30 @@ def install_package_lookup_fallback() -> bool:
     return True
 
 
+def _after_test_epoch(self, runner, metrics=None) -> None:
+    """``LoggerHook.after_test_epoch`` with one writer: every process logs the metrics, the main
+    process writes them to ``<log_dir>/<timestamp>.json`` (temporary file, then rename)."""
+    from mmengine.dist import is_main_process
+    from mmengine.fileio import dump
+
+    from .fileio import atomic_write_bytes
+    tag, log_str = runner.log_processor.get_log_after_epoch(
+        runner, len(runner.test_dataloader), 'test', with_non_scalar=True)
+    runner.logger.info(log_str)
+    if is_main_process():
+        text = dump(self._process_tags(tag), file_format='json')
+        atomic_write_bytes(osp.join(runner.log_dir, self.json_log_path), text.encode())
+
+
+def dump_test_metrics_once() -> None:
+    """Give mmengine's ``LoggerHook`` the single-writer ``after_test_epoch``."""
+    from mmengine.hooks import LoggerHook
+    LoggerHook.after_test_epoch = _after_test_epoch
+
+
 def install() -> None:
-    """All three fixes; idempotent. Called by ``import gfnet_seg``."""
+    """All four fixes; idempotent. Called by ``import gfnet_seg``."""
     install_mmcv_ops_fallback()
     allow_mmengine_checkpoint_types()
     install_package_lookup_fallback()
+    dump_test_metrics_once()

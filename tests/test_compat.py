@@ -1,8 +1,11 @@
 """The mmcv-lite compatibility layer: mmseg imports, the pure-PyTorch ops, and staying out of the
-way when compiled ops exist."""
+way when compiled ops exist; mmengine's checkpoint types and its test-metrics file."""
+import json
+import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -115,3 +118,26 @@ def test_getattr_stand_in_refuses_everything_else(tmp_path):
     torch.save({'x': _AttributeGrab()}, path)
     with pytest.raises(Exception, match='not allowed'):
         torch.load(path, weights_only=True)
+
+
+def test_test_metrics_are_written_by_the_main_process_only(tmp_path, monkeypatch):
+    """mmengine 0.10.7 writes the test metrics from every process of a distributed test into one file
+    (two writers at once left invalid JSON); every process still logs them, the main one alone writes."""
+    from mmengine.hooks import LoggerHook
+
+    tags = {'aAcc': 93.4, 'mIoU': 68.32, 'time': 0.0446}
+    logged = []
+    runner = SimpleNamespace(
+        log_dir=str(tmp_path), test_dataloader=[None] * 4, logger=SimpleNamespace(info=logged.append),
+        log_processor=SimpleNamespace(get_log_after_epoch=lambda runner, batches, mode, with_non_scalar:
+                                      (dict(tags), f'{mode}: {batches} batches')))
+    hook = LoggerHook()
+    hook.json_log_path = 'metrics.json'
+    monkeypatch.setattr('mmengine.dist.is_main_process', lambda: False)
+    hook.after_test_epoch(runner)
+    assert logged == ['test: 4 batches'] and os.listdir(tmp_path) == []
+    monkeypatch.setattr('mmengine.dist.is_main_process', lambda: True)
+    hook.after_test_epoch(runner)
+    assert logged == ['test: 4 batches'] * 2
+    assert os.listdir(tmp_path) == ['metrics.json']  # no temporary file left behind
+    assert json.loads((tmp_path / 'metrics.json').read_text()) == tags
