@@ -111,6 +111,17 @@ def test_parts_agree(path):
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_runs_are_safe_to_kill_and_resume(path):
+    """Every config carries the reliability settings of gfnet_seg/engine (see default_runtime.py)."""
+    cfg = load(path)
+    assert [hook['type'] for hook in cfg.custom_hooks] == ['SegDataCheckHook', 'IterationSeedHook',
+                                                            'StopOnInvalidLossHook']
+    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
+    assert cfg.randomness.seed is not None
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
 def test_model_trains_and_infers(path):
     """One training iteration with the config's heads, losses and optimiser (every loss finite,
     every weight moved), then whole-image inference on an image whose size is neither square nor a

@@ -5,14 +5,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 
 from gfnet_seg import apis
 from gfnet_seg.engine import DataCheckError
 from gfnet_seg.models import create_gfnet
 from gfnet_seg.models.backbones import GFNetH
-from seg_utils import SYNTHETIC_CONFIG, failure, run_tool, write_tiny_config
+from seg_utils import failure, run_tool, write_tiny_config
 
 # Poisons the head before the 5th iteration: its loss is NaN, as after a diverging update.
 NAN_HOOK = """
@@ -62,15 +61,6 @@ def test_evaluation_checks_its_own_data_only(tmp_path):
     config = write_tiny_config(tmp_path, tmp_path / 'nowhere')
     with pytest.raises(DataCheckError, match=r'test_dataloader: image folder .*nowhere/images/validation'):
         apis.test(apis.load_config(config, work_dir=str(tmp_path / 'work')))
-
-
-def test_synthetic_config_carries_the_reliability_settings():
-    cfg = Config.fromfile(SYNTHETIC_CONFIG)
-    assert [hook['type'] for hook in cfg.custom_hooks] == ['SegDataCheckHook', 'IterationSeedHook',
-                                                            'StopOnInvalidLossHook']
-    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
-    assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
-    assert cfg.randomness.seed is not None
 
 
 def test_unknown_arch_in_a_config_lists_the_valid_ones():

@@ -21,6 +21,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
-# Checkpoints are written to a temporary file and renamed (gfnet_seg/engine), as in
-# schedule_80k_adamw.py.
-default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+# Checkpoints are written to a temporary file and renamed, and outdated ones deleted only after the
+# new one is complete (SafeCheckpointHook, gfnet_seg/engine), as in schedule_80k_adamw.py.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', backend_args=dict(backend='atomic_local')))
