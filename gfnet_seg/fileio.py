@@ -8,6 +8,7 @@
 * ``first_problem``: read many data files side by side before training, stopping at the first bad one.
 """
 import contextlib
+import csv
 import io
 import os
 import re
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import zipfile
 from multiprocessing.pool import ThreadPool
-from typing import Callable, List, Sequence, Tuple, Type, TypeVar
+from typing import Callable, Iterable, List, Sequence, Tuple, Type, TypeVar
 
 import torch
 from tqdm import tqdm
@@ -65,6 +66,15 @@ def atomic_torch_save(obj, path: str) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_csv(path: str, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    """``rows`` as CSV under a header of ``columns`` (other keys left out), through ``atomic_write_bytes``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction='ignore', lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def remove_temporary_files(folder: str) -> List[str]:

@@ -1,5 +1,6 @@
 """Atomic checkpoint writes, failed writes, incomplete checkpoints, per-iteration seeding and the
 invalid-loss stop."""
+import csv
 import errno
 import os
 import signal
@@ -12,8 +13,8 @@ from mmengine.fileio import get_file_backend
 from mmengine.logging import MessageHub
 
 from gfnet_seg.engine import AtomicLocalBackend, IterationSeedHook, StopOnInvalidLossHook
-from gfnet_seg.fileio import (IncompleteFileError, WriteError, atomic_torch_save, checkpoint_problem,
-                              remove_temporary_files)
+from gfnet_seg.fileio import (IncompleteFileError, WriteError, atomic_torch_save, atomic_write_csv,
+                              checkpoint_problem, remove_temporary_files)
 from gfnet_seg.models.checkpoint import read_checkpoint
 from kill_utils import run_script
 
@@ -88,13 +89,15 @@ def test_checkpoint_with_non_finite_weights_is_never_saved():
         hook.before_save_checkpoint(runner, poisoned)
 
 
+def full_disk(fd, *args, **kwargs):
+    """``os.fdopen`` on a full disk."""
+    os.close(fd)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 def test_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     path = tmp_path / 'iter_8.pth'
     atomic_torch_save({'w': torch.ones(3)}, str(path))
-
-    def full_disk(fd, *args, **kwargs):
-        os.close(fd)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, 'fdopen', full_disk)
     with pytest.raises(WriteError, match=f'^cannot write {path}: No space left on device$') as error:
@@ -102,6 +105,18 @@ def test_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, monk
     assert error.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == ['iter_8.pth']
     assert torch.equal(torch.load(path, weights_only=True)['w'], torch.ones(3))
+
+
+def test_csv_rows_under_their_header_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'rows.csv'
+    atomic_write_csv(str(path), [{'model': 'a', 'ms': 1.5, 'note': 'dropped'}, {'ms': 2}], ('model', 'ms'))
+    with open(path, newline='') as f:
+        assert list(csv.DictReader(f)) == [{'model': 'a', 'ms': '1.5'}, {'model': '', 'ms': '2'}]
+
+    monkeypatch.setattr(os, 'fdopen', full_disk)
+    with pytest.raises(WriteError, match='^cannot write .*rows.csv: No space left on device$'):
+        atomic_write_csv(str(path), [{'model': 'b', 'ms': 3}], ('model', 'ms'))
+    assert os.listdir(tmp_path) == ['rows.csv'] and path.read_text() == 'model,ms\na,1.5\n,2\n'
 
 
 def test_temporary_files_of_killed_saves_are_found_by_name(tmp_path):

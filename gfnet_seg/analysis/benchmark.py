@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..fileio import atomic_write_csv
 from .plotting import pyplot, save_figure
 
 # Backbones (mmseg config dicts) and their output channels, which size the FPN neck.
@@ -211,11 +212,8 @@ def _row(name, part, model, size, batch, device, train, amp, result) -> dict:
 
 
 def write_csv(rows: Iterable[dict], path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """The rows to ``path``, atomically: a run killed while writing leaves the previous file."""
+    atomic_write_csv(path, rows, CSV_FIELDS)
 
 
 def read_csv(path: str) -> List[dict]:

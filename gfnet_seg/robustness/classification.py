@@ -26,11 +26,12 @@ from tqdm import tqdm
 from ..classification.data import build_transform, image_folder
 from ..classification.engine import evaluate
 from ..classification.trainer import build_model
+from ..fileio import atomic_write_csv
 from ..models.checkpoint import load_checkpoint
 from ..models.gfnet import arch_settings
 from .attacks import AttackSettings, check_eval_mode, fgsm, pgd
 from .corruptions import CORRUPTIONS, check_corruptions, check_severities, corrupt, corruption_seed
-from .report import format_table, severity_means, write_csv, write_json
+from .report import format_table, severity_means, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -299,12 +300,13 @@ def run(model: nn.Module, config: ClsRobustnessConfig, out_dir: str, device: tor
     baseline = read_baseline_errors(baseline_errors) if baseline_errors else None  # a bad file fails first
     rows = evaluate_robustness(model, config, device)
     summary = summarize(rows, baseline)
-    write_csv(os.path.join(out_dir, 'cls_robustness.csv'), rows, ('test', 'severity', 'acc1', 'acc5', 'images'))
+    atomic_write_csv(os.path.join(out_dir, 'cls_robustness.csv'), rows,
+                     ('test', 'severity', 'acc1', 'acc5', 'images'))
     errors = corruption_errors(rows)
     if errors:
-        write_csv(os.path.join(out_dir, 'corruption_errors.csv'),
-                  [{'corruption': name, 'error': round(error, 4)} for name, error in errors.items()],
-                  ('corruption', 'error'))
+        atomic_write_csv(os.path.join(out_dir, 'corruption_errors.csv'),
+                         [{'corruption': name, 'error': round(error, 4)} for name, error in errors.items()],
+                         ('corruption', 'error'))
     write_json(os.path.join(out_dir, 'summary.json'), summary)
     headline = [{'test': test, 'top-1 (%)': value} for test, value in summary.items() if not isinstance(value, dict)]
     report = format_table(headline, ('test', 'top-1 (%)'))

@@ -1,6 +1,5 @@
-"""Results of the robustness tools as a Markdown table and CSV files, written atomically."""
-import csv
-import io
+"""Results of the robustness tools as a Markdown table and a JSON summary, written atomically (their
+CSV files: ``fileio.atomic_write_csv``)."""
 import json
 from typing import Sequence
 
@@ -14,14 +13,6 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     lines += ['| ' + ' | '.join(cell(row.get(column, '')) for column in columns) + ' |' for row in rows]
     return '\n'.join(lines)
-
-
-def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction='ignore', lineterminator='\n')
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def write_json(path: str, data: dict) -> None:

@@ -32,10 +32,10 @@ from tqdm import tqdm
 from ..analysis.plotting import pyplot
 from ..apis import build_runner, setup_test
 from ..engine import check_data_config
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, atomic_write_csv
 from .attacks import AttackSettings, check_eval_mode, pgd
 from .corruptions import CORRUPTIONS, check_corruptions, check_severities, corrupt, corruption_seed
-from .report import format_table, severity_means, write_csv
+from .report import format_table, severity_means
 
 METRICS = ('mIoU', 'mAcc', 'aAcc')
 
@@ -223,7 +223,7 @@ def run(cfg: Config, checkpoint: str, out_dir: str, corruptions: Sequence[str] =
         show_severity = 3 if 3 in severities else max(severities, default=3)
     check_severities([show_severity])
     rows, runner = evaluate_segmentation_robustness(cfg, checkpoint, corruptions, severities, attack, seed)
-    write_csv(os.path.join(out_dir, 'seg_robustness.csv'), rows, ('test', 'severity', *METRICS))
+    atomic_write_csv(os.path.join(out_dir, 'seg_robustness.csv'), rows, ('test', 'severity', *METRICS))
     draw_examples(runner, runner.cfg, os.path.join(out_dir, 'robustness.png'), corruptions, show_severity,
                   attack, show_index, seed)
     report = format_table(rows, ('test', 'severity', *METRICS))
