@@ -1,5 +1,8 @@
 """What every picture of the analysis tools does: matplotlib without a display, and saving."""
+import io
 import os
+
+from ..fileio import atomic_write_bytes
 
 
 def pyplot():
@@ -11,10 +14,12 @@ def pyplot():
 
 
 def save_figure(fig, path: str, title: str = '') -> None:
-    """Title, tight layout, write to ``path`` (folders created), close."""
+    """Title, tight layout, write to ``path`` (folders created; atomically, in the format its
+    extension names), close."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or 'png', dpi=120)
     pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
