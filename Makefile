@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,deploy,robustness]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,det,deploy,robustness]'
 	touch $(STAMP)
 
 demo: $(STAMP)

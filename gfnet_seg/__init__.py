@@ -1,7 +1,8 @@
-"""gfnet-seg: Global Filter Networks for classification (timm) and segmentation (mmseg).
+"""gfnet-seg: Global Filter Networks for classification (timm), segmentation (mmseg) and detection (mmdet).
 
-The mmcv-lite compatibility layer is installed first, before anything can import mmseg. The
-GFNet-H backbone is registered in mmseg's registry when mmseg is installed, so that
+The mmcv-lite compatibility layer (``compat``) is installed first, before anything can import mmseg
+or mmdet; the install's ``.pth`` hook already has it in place for every program of the environment.
+The GFNet-H backbone is registered in mmseg's (and mmdet's) registry when installed, so that
 ``custom_imports=dict(imports=['gfnet_seg'])`` in a config is all it takes; the classification
 models never need mmseg.
 """

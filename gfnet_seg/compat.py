@@ -1,36 +1,52 @@
-"""Compatibility layer between mmseg 1.2.2, mmcv-lite and recent torch.
+"""The mmcv-lite layer: what mmseg 1.2.2 and mmdet 3.3.0 need of mmcv and mmengine on this stack.
 
-Four narrow fixes, all installed by ``gfnet_seg/__init__.py`` before anything imports mmseg:
+It works for every program of an environment where gfnet-seg is installed, not only after
+``import gfnet_seg``: the install puts ``gfnet_seg-mmcv-lite.pth`` into site-packages (setup.py),
+whose one line loads this file (standard library only at import) and puts ``MMCVLiteFinder`` first in
+``sys.meta_path``. The finder acts only when one of the modules below is imported, so a program
+that never imports mmcv or mmengine pays a name comparison per import and nothing else;
+``GFNET_SEG_MMCV_LITE=0`` in the environment turns it off. ``import gfnet_seg`` installs the same
+finder where the ``.pth`` is absent (a source checkout on ``PYTHONPATH``).
 
-* ``install_mmcv_ops_fallback``: mmseg imports ``point_sample`` and ``sigmoid_focal_loss`` from
-  ``mmcv.ops`` without a guard, but mmcv-lite ships no compiled ops, so ``import mmseg.models``
-  fails. When (and only when) the compiled ops are absent, ``mmcv.ops`` becomes a small module
-  with pure-PyTorch versions of those two; every other name raises ``ModuleNotFoundError``,
-  which is what mmseg catches around its optional ops (PSAMask, CrissCrossAttention, ...).
-* ``allow_mmengine_checkpoint_types``: torch >= 2.6 loads with ``weights_only=True`` by default,
-  and mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy
-  arrays and scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list
-  exactly those types; the safety stays on for every file.
-* ``install_package_lookup_fallback``: mmengine resolves ``mmseg::`` config bases with
+* ``mmcv.ops``: mmseg and mmdet import it unguarded (mmdet as a package with submodules), but
+  mmcv-lite ships no compiled ops. Where ``mmcv._ext`` is absent, ``mmcv.ops`` is
+  ``gfnet_seg/mmcv_ops.py``: pure-PyTorch NMS, RoIAlign, RoIPool and focal loss, mmcv-lite's own
+  uncompiled ops, and stand-ins that import and raise one line when used. With full mmcv the
+  finder stands aside.
+* ``mmengine.utils.package_utils``: mmengine resolves ``mmseg::``/``mmdet::`` config bases with
   ``pkg_resources``, which setuptools >= 81 no longer ships (and venvs of Python >= 3.12 lack
-  setuptools altogether). Where it is missing, mmengine's two look-ups use ``importlib`` instead.
-* ``dump_test_metrics_once``: mmengine 0.10.7's ``LoggerHook`` writes the test metrics
+  setuptools altogether). Where it is missing, its two look-ups use ``importlib`` instead.
+* ``mmengine.runner.checkpoint``: torch >= 2.6 loads with ``weights_only=True`` by default, and
+  mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy arrays and
+  scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list exactly those
+  types; the safety stays on for every file.
+* ``mmengine.hooks.logger_hook``: mmengine 0.10.7's ``LoggerHook`` writes the test metrics
   (``<log_dir>/<timestamp>.json``) from every process of a distributed test, all to the same file;
   two processes writing it at once leave invalid JSON (seen with ``dist_test.sh``). The main
   process alone writes it now, atomically.
 """
-import importlib.metadata
+import importlib.machinery
 import importlib.util
+import os
 import os.path as osp
-import pickle
 import sys
-import types
 
-import torch
-import torch.nn.functional as F
+# The environment variable that turns the layer off (for a program, or to see mmcv-lite as it is).
+OPT_OUT = 'GFNET_SEG_MMCV_LITE'
+# The file whose source becomes ``mmcv.ops``.
+MMCV_OPS_SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'mmcv_ops.py')
+# The one line of ``gfnet_seg-mmcv-lite.pth`` (setup.py writes it): load this file as
+# ``gfnet_seg.compat`` without importing the package (which imports torch), then add the finder.
+PTH_NAME = 'gfnet_seg-mmcv-lite.pth'
+PTH_LINE = ("import importlib.util as u, os, sys; s = u.find_spec('gfnet_seg'); "
+            "c = s and u.spec_from_file_location('gfnet_seg.compat', "
+            "os.path.join(s.submodule_search_locations[0], 'compat.py')); "
+            "m = c and sys.modules.setdefault('gfnet_seg.compat', u.module_from_spec(c)); "
+            "m and (getattr(m, 'install_import_hook', None) or c.loader.exec_module(m) or m.install_import_hook)()")
 
-# Names mmseg (and mmengine) import from mmcv.ops that we provide in pure PyTorch.
-PROVIDED_OPS = ('point_sample', 'sigmoid_focal_loss')
+
+def layer_enabled() -> bool:
+    return os.environ.get(OPT_OUT, '1').strip().lower() not in ('0', 'false', 'no', 'off')
 
 
 def compiled_mmcv_ops_available() -> bool:
@@ -41,104 +57,103 @@ def compiled_mmcv_ops_available() -> bool:
         return False
 
 
-def point_sample(input, points, align_corners=False, **kwargs):
-    """``mmcv.ops.point_sample``: sample ``input`` (N, C, H, W) at points in [0, 1]^2.
-
-    ``points`` is (N, P, 2) or (N, Hgrid, Wgrid, 2), x before y, as in mmcv.
-    """
-    add_dim = points.dim() == 3
-    if add_dim:
-        points = points.unsqueeze(2)
-    output = F.grid_sample(input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
-    return output.squeeze(3) if add_dim else output
+def mmcv_lite_ops_installed() -> bool:
+    """True when ``mmcv.ops`` (imported or not yet) comes from this layer."""
+    import mmcv.ops
+    return getattr(mmcv.ops, '__file__', None) == MMCV_OPS_SOURCE
 
 
-def sigmoid_focal_loss(input, target, gamma=2.0, alpha=0.25, weight=None, reduction='mean'):
-    """``mmcv.ops.sigmoid_focal_loss``: ``input`` (N, C) logits, ``target`` (N,) class indices.
+class _PatchingLoader:
+    """Runs a module's own loader, then ``patch(module)``."""
 
-    A target equal to C means background (no positive class). ``weight`` is indexed by each
-    row's target and scales the whole row, as in mmcv's kernel; 'mean' divides the summed loss
-    by N, as mmcv does.
-    """
-    num_classes = input.size(1)
-    one_hot = F.one_hot(target.clamp(max=num_classes), num_classes + 1)[:, :num_classes]
-    one_hot = one_hot.to(input.dtype)
-    prob = input.sigmoid()
-    # log(p) and log(1 - p) from logits, stable for large |input|.
-    log_p, log_not_p = F.logsigmoid(input), F.logsigmoid(-input)
-    loss = -(alpha * one_hot * (1 - prob).pow(gamma) * log_p
-             + (1 - alpha) * (1 - one_hot) * prob.pow(gamma) * log_not_p)
-    if weight is not None:
-        loss = loss * weight[target].unsqueeze(1)
-    if reduction == 'mean':
-        return loss.sum() / input.size(0)
-    if reduction == 'sum':
-        return loss.sum()
-    return loss
+    def __init__(self, loader, patch):
+        self.loader, self.patch = loader, patch
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.patch(module)
 
 
-def _missing_op(name):
-    raise ModuleNotFoundError(
-        f"mmcv.ops.{name} needs mmcv's compiled ops, which mmcv-lite does not ship; "
-        'gfnet_seg provides only ' + ', '.join(PROVIDED_OPS), name=f'mmcv.ops.{name}')
+class _OpsSubmoduleLoader:
+    """``mmcv.ops.<name>`` for a submodule that needs compiled ops: its names resolve in ``mmcv.ops``
+    (ours, or stand-ins that raise when used)."""
+
+    def create_module(self, spec):
+        return None  # the default module
+
+    def exec_module(self, module):
+        ops = sys.modules['mmcv.ops']
+        submodule = module.__name__.rpartition('.')[2]
+        module.__getattr__ = lambda name: ops.resolve(submodule, name)
+        module.__dir__ = lambda: sorted(ops.source_names(submodule))
 
 
-def install_mmcv_ops_fallback() -> bool:
-    """Install the pure-PyTorch ``mmcv.ops`` if compiled ops are absent. Returns True if installed."""
-    if compiled_mmcv_ops_available() or isinstance(sys.modules.get('mmcv.ops'), _FallbackOps):
+class MMCVLiteFinder:
+    """The import hook: ``mmcv.ops`` and its submodules from the layer where compiled ops are absent;
+    three mmengine modules patched right after they load. (No ``importlib.abc`` base: importing it
+    costs more than a program's start-up.)"""
+
+    GFNET_SEG_MMCV_LITE = True  # marks the finder, whichever copy of this module made it
+
+    def __init__(self):
+        # Set by ``import gfnet_seg``, which needs the layer whatever GFNET_SEG_MMCV_LITE says.
+        self.required = False
+
+    def find_spec(self, fullname, path=None, target=None):
+        is_ops = fullname == 'mmcv.ops' or fullname.startswith('mmcv.ops.')
+        if not (is_ops or fullname in PATCHES) or not (self.required or layer_enabled()):
+            return None
+        if is_ops:
+            return self._ops_spec(fullname)
+        patch = PATCHES[fullname]
+        spec = self._real_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, patch)
+        return spec
+
+    def _real_spec(self, fullname, path, target):
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, 'find_spec'):
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    return spec
+        return None
+
+    @staticmethod
+    def _ops_spec(fullname):
+        if compiled_mmcv_ops_available():
+            return None
+        if fullname == 'mmcv.ops':
+            return importlib.util.spec_from_file_location('mmcv.ops', MMCV_OPS_SOURCE, submodule_search_locations=[])
+        ops = importlib.import_module('mmcv.ops')
+        submodule = fullname[len('mmcv.ops.'):]
+        if '.' in submodule:
+            return None
+        if not ops.needs_compiled_ops(submodule):  # mmcv-lite's own pure-PyTorch module
+            return importlib.util.spec_from_file_location(fullname, osp.join(ops.MMCV_OPS_SOURCES, f'{submodule}.py'))
+        return importlib.machinery.ModuleSpec(fullname, _OpsSubmoduleLoader())
+
+
+def import_hook():
+    """The ``MMCVLiteFinder`` in ``sys.meta_path``, or None."""
+    return next((finder for finder in sys.meta_path if getattr(finder, 'GFNET_SEG_MMCV_LITE', False)), None)
+
+
+def install_import_hook() -> bool:
+    """Put ``MMCVLiteFinder`` first in ``sys.meta_path`` unless one is there. True if added."""
+    if import_hook() is not None:
         return False
-    module = _FallbackOps('mmcv.ops', __doc__)
-    module.point_sample = point_sample
-    module.sigmoid_focal_loss = sigmoid_focal_loss
-    sys.modules['mmcv.ops'] = module
-    import mmcv
-    mmcv.ops = module
+    sys.meta_path.insert(0, MMCVLiteFinder())
     return True
-
-
-class _FallbackOps(types.ModuleType):
-    """``mmcv.ops`` stand-in: provided ops as attributes, ModuleNotFoundError for the rest."""
-
-    def __getattr__(self, name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        _missing_op(name)
-
-
-def allow_mmengine_checkpoint_types() -> None:
-    """Allow-list the data types mmengine puts in its checkpoints for ``weights_only`` loading."""
-    import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
-
-    numpy_core = np._core if hasattr(np, '_core') else np.core
-    safe = [
-        HistoryBuffer,
-        numpy_core.multiarray._reconstruct,
-        numpy_core.multiarray.scalar,
-        np.ndarray,
-        np.dtype,
-        # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'mean'): the
-        # stand-in resolves exactly those and nothing else.
-        (_history_buffer_method, 'builtins.getattr'),
-    ]
-    # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
-    if hasattr(np, 'dtypes'):
-        safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
-    torch.serialization.add_safe_globals(safe)
-
-
-def _history_buffer_method(owner, name):
-    """``getattr`` as the safe unpickler sees it: only HistoryBuffer's public statistics methods."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-
-    method = getattr(HistoryBuffer, name, None) if owner is HistoryBuffer and not name.startswith('_') else None
-    if not callable(method):
-        raise pickle.UnpicklingError(f'checkpoint asks for getattr({owner!r}, {name!r}), which is not allowed')
-    return method
 
 
 def _module_dir(package: str):
     """Folder of the module that ``package`` (a module or distribution name) installs, or None."""
+    import importlib.metadata
+
     names = [package]
     try:
         top_level = importlib.metadata.distribution(package).read_text('top_level.txt')
@@ -165,8 +180,16 @@ def get_installed_path(package: str) -> str:
     return path
 
 
+def _patch_package_utils(package_utils) -> None:
+    """Give mmengine's ``package_utils`` importlib-based look-ups where ``pkg_resources`` is absent;
+    run before ``mmengine.utils`` and ``mmengine.config.config`` bind the two names."""
+    if importlib.util.find_spec('pkg_resources') is None:
+        package_utils.is_installed = is_installed
+        package_utils.get_installed_path = get_installed_path
+
+
 def install_package_lookup_fallback() -> bool:
-    """Give mmengine importlib-based package look-ups if ``pkg_resources`` is absent. True if installed."""
+    """The look-ups for an mmengine imported before the hook existed. True if installed."""
     if importlib.util.find_spec('pkg_resources') is not None:
         return False
     import mmengine.config.config
@@ -176,6 +199,41 @@ def install_package_lookup_fallback() -> bool:
         module.is_installed = is_installed
         module.get_installed_path = get_installed_path
     return True
+
+
+def allow_mmengine_checkpoint_types() -> None:
+    """Allow-list the data types mmengine puts in its checkpoints for ``weights_only`` loading."""
+    import numpy as np
+    import torch
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    numpy_core = np._core if hasattr(np, '_core') else np.core
+    safe = [
+        HistoryBuffer,
+        numpy_core.multiarray._reconstruct,
+        numpy_core.multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+        # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'mean'): the
+        # stand-in resolves exactly those and nothing else.
+        (_history_buffer_method, 'builtins.getattr'),
+    ]
+    # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
+    if hasattr(np, 'dtypes'):
+        safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
+    torch.serialization.add_safe_globals(safe)
+
+
+def _history_buffer_method(owner, name):
+    """``getattr`` as the safe unpickler sees it: only HistoryBuffer's public statistics methods."""
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    method = getattr(HistoryBuffer, name, None) if owner is HistoryBuffer and not name.startswith('_') else None
+    if not callable(method):
+        raise pickle.UnpicklingError(f'checkpoint asks for getattr({owner!r}, {name!r}), which is not allowed')
+    return method
 
 
 def _after_test_epoch(self, runner, metrics=None) -> None:
@@ -199,9 +257,19 @@ def dump_test_metrics_once() -> None:
     LoggerHook.after_test_epoch = _after_test_epoch
 
 
+# Module -> what the import hook does right after it loads.
+PATCHES = {
+    'mmengine.utils.package_utils': _patch_package_utils,
+    'mmengine.runner.checkpoint': lambda module: allow_mmengine_checkpoint_types(),
+    'mmengine.hooks.logger_hook': lambda module: setattr(module.LoggerHook, 'after_test_epoch', _after_test_epoch),
+}
+
+
 def install() -> None:
-    """All four fixes; idempotent. Called by ``import gfnet_seg``."""
-    install_mmcv_ops_fallback()
-    allow_mmengine_checkpoint_types()
+    """The whole layer, also where the ``.pth`` hook is absent or turned off; idempotent. Called by
+    ``import gfnet_seg``: the mmengine modules it already imported are patched at once."""
+    install_import_hook()
+    import_hook().required = True
     install_package_lookup_fallback()
+    allow_mmengine_checkpoint_types()
     dump_test_metrics_once()

@@ -23,16 +23,41 @@ def run_python(code, cwd=None):
                           cwd=cwd, timeout=300)
 
 
+def without_gfnet_seg(code):
+    """Run ``code`` in a fresh interpreter of this environment and check it never imported gfnet_seg's
+    package (only the .pth's ``gfnet_seg.compat``); print 'ok' at the end."""
+    return run_python(code + "\nassert 'gfnet_seg' not in sys.modules, 'the program imported gfnet_seg'\nprint('ok')")
+
+
 @MMCV_LITE_ONLY
-def test_mmseg_models_import_through_layer():
+def test_mmseg_and_mmdet_import_in_any_program_of_the_environment():
+    """The .pth hook: no ``import gfnet_seg``, yet mmseg's and mmdet's model packages import."""
+    result = without_gfnet_seg("""
+import sys
+import mmseg.models
+from mmseg.models.decode_heads import PSAHead, CCHead
+import mmdet.models
+import mmcv.ops, mmcv.ops.nms, mmcv.ops.roi_align, mmcv.ops.carafe, mmcv.ops.merge_cells
+from mmcv.ops.modulated_deform_conv import ModulatedDeformConv2d
+assert mmcv.ops.__file__.endswith('gfnet_seg/mmcv_ops.py'), mmcv.ops.__file__
+assert sys.modules['mmcv.ops.nms'].batched_nms is mmcv.ops.batched_nms
+assert mmcv.ops.nms.__name__ == 'nms' and mmcv.ops.roi_align.__name__ == 'roi_align'  # functions, as in mmcv
+# mmcv-lite's own uncompiled modules are loaded from mmcv-lite
+assert mmcv.ops.merge_cells.__file__.startswith(mmcv.__path__[0]), mmcv.ops.merge_cells.__file__
+import mmcv.ops.point_sample
+assert mmcv.ops.point_sample.__module__ == 'mmcv.ops.point_sample'
+""")
+    assert result.returncode == 0 and result.stdout.strip().endswith('ok'), result.stderr[-3000:]
+
+
+def test_the_hook_costs_nothing_without_mmcv():
+    """A program that never imports mmcv: no torch, no mmcv, nothing but the hook's own module."""
     result = run_python("""
-        import gfnet_seg, sys
-        import mmseg.models
-        from mmseg.models.losses import FocalLoss
-        from mmseg.models.decode_heads import PSAHead, CCHead
-        from mmseg.registry import MODELS
-        assert type(sys.modules['mmcv.ops']).__name__ == '_FallbackOps'
-        assert MODELS.get('GFNetH') is not None
+        import sys
+        assert 'gfnet_seg.compat' in sys.modules, 'the .pth hook is not installed'
+        heavy = [m for m in ('torch', 'mmcv', 'mmengine', 'numpy', 'gfnet_seg', 'importlib.metadata')
+                 if m in sys.modules]
+        assert not heavy, heavy
         print('ok')
     """)
     assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr
@@ -40,9 +65,19 @@ def test_mmseg_models_import_through_layer():
 
 @MMCV_LITE_ONLY
 def test_without_layer_mmseg_import_fails():
-    """The layer is needed: plain mmcv-lite cannot import mmseg.models (else it is dead code)."""
-    result = run_python('import mmseg.models')
+    """The layer is needed: plain mmcv-lite cannot import mmseg.models (else it is dead code); the
+    opt-out variable shows mmcv-lite as it is."""
+    result = subprocess.run([sys.executable, '-c', 'import mmseg.models'], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, GFNET_SEG_MMCV_LITE='0'))
     assert result.returncode != 0 and 'mmcv._ext' in result.stderr
+
+
+@MMCV_LITE_ONLY
+def test_import_gfnet_seg_needs_no_hook():
+    """From a source checkout (no .pth, or the hook turned off) ``import gfnet_seg`` installs it."""
+    result = subprocess.run([sys.executable, '-c', 'import gfnet_seg, mmseg.models, mmdet.models; print("ok")'],
+                            capture_output=True, text=True, timeout=300, env=dict(os.environ, GFNET_SEG_MMCV_LITE='0'))
+    assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr[-3000:]
 
 
 def test_layer_does_nothing_when_compiled_ops_exist(tmp_path):
@@ -52,43 +87,57 @@ def test_layer_does_nothing_when_compiled_ops_exist(tmp_path):
         mmcv.__path__.append({str(tmp_path)!r})
         from gfnet_seg import compat
         assert compat.compiled_mmcv_ops_available()
-        assert compat.install_mmcv_ops_fallback() is False
-        assert 'mmcv.ops' not in sys.modules
+        assert compat.MMCVLiteFinder().find_spec('mmcv.ops') is None
+        assert compat.MMCVLiteFinder().find_spec('mmcv.ops.nms') is None
         print('untouched')
     """)
     assert result.returncode == 0 and result.stdout.strip() == 'untouched', result.stderr
 
 
 @MMCV_LITE_ONLY
-def test_other_ops_raise_module_not_found():
+def test_other_ops_import_and_raise_one_line_when_used():
     import mmcv.ops
-    with pytest.raises(ModuleNotFoundError, match='compiled ops'):
-        from mmcv.ops import PSAMask  # noqa: F401
-    with pytest.raises(ModuleNotFoundError):
-        mmcv.ops.DeformConv2d
+    from mmcv.ops import DeformConv2d, PSAMask, deform_conv2d  # noqa: F401  (imports succeed)
+    from mmcv.ops.carafe import CARAFEPack
+    for use in (lambda: PSAMask('collect', (3, 3)), lambda: CARAFEPack(8, 2), lambda: deform_conv2d(None, None, None),
+                lambda: mmcv.ops.nms_match(torch.zeros(0, 5), 0.5)):
+        with pytest.raises(ModuleNotFoundError, match=r"^mmcv\.ops\.\w+ needs full mmcv's compiled ops") as error:
+            use()
+        assert '\n' not in str(error.value)
+    assert issubclass(DeformConv2d, torch.nn.Module)
+    with pytest.raises(AttributeError):
+        mmcv.ops.NoSuchOp
+    import mmcv.ops.nms
+    with pytest.raises(AttributeError):
+        sys.modules['mmcv.ops.nms'].NoSuchOp
 
 
-def test_point_sample_at_pixel_centres_returns_pixels():
+@MMCV_LITE_ONLY
+def test_point_sample_is_mmcv_lites_own_and_samples_pixel_centres():
+    from mmcv.ops import point_sample
     feats = torch.randn(2, 3, 5, 7)
     ys, xs = torch.meshgrid(torch.arange(5), torch.arange(7), indexing='ij')
     points = torch.stack([(xs.flatten() + 0.5) / 7, (ys.flatten() + 0.5) / 5], dim=-1)
-    sampled = compat.point_sample(feats, points.expand(2, -1, -1))
+    sampled = point_sample(feats, points.expand(2, -1, -1))
     torch.testing.assert_close(sampled, feats.flatten(2))
     grid = points.reshape(1, 5, 7, 2).expand(2, -1, -1, -1)
-    torch.testing.assert_close(compat.point_sample(feats, grid), feats)
+    torch.testing.assert_close(point_sample(feats, grid), feats)
 
 
+@MMCV_LITE_ONLY
 def test_sigmoid_focal_loss_matches_torchvision():
+    from mmcv.ops import SigmoidFocalLoss, sigmoid_focal_loss
     torch.manual_seed(0)
     logits = torch.randn(10, 4) * 3
     target = torch.tensor([0, 1, 2, 3, 4, 0, 1, 4, 2, 3])  # 4 = background
     one_hot = torch.nn.functional.one_hot(target, 5)[:, :4].float()
     expected = torchvision.ops.sigmoid_focal_loss(logits, one_hot, alpha=0.25, gamma=2.0, reduction='none')
-    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target, 2.0, 0.25, None, 'none'), expected)
-    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target), expected.sum() / 10)
+    torch.testing.assert_close(sigmoid_focal_loss(logits, target, 2.0, 0.25, None, 'none'), expected)
+    torch.testing.assert_close(sigmoid_focal_loss(logits, target), expected.sum() / 10)
     weight = torch.rand(5)
-    torch.testing.assert_close(compat.sigmoid_focal_loss(logits, target, weight=weight, reduction='sum'),
+    torch.testing.assert_close(sigmoid_focal_loss(logits, target, weight=weight, reduction='sum'),
                                (expected * weight[target, None]).sum())
+    torch.testing.assert_close(SigmoidFocalLoss(2.0, 0.25)(logits, target), expected.sum() / 10)
 
 
 def test_mmengine_checkpoint_types_load_with_weights_only(tmp_path):
