@@ -6,7 +6,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
 # The mmcv-lite layer for every program of the environment (gfnet_seg/compat.py): one .pth file in
-# site-packages whose line adds an import hook that acts only when mmcv.ops or three mmengine
+# site-packages whose line adds an import hook that acts only when mmcv.ops or a few mmengine
 # modules are imported. Its name and line are read from compat.py (not importable before install).
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'gfnet_seg', 'compat.py')) as f:
     _constants = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(f.read()).body

@@ -20,6 +20,13 @@ finder where the ``.pth`` is absent (a source checkout on ``PYTHONPATH``).
   mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy arrays and
   scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list exactly those
   types; the safety stays on for every file.
+* ``mmengine.analysis.print_helper``: mmseg 1.2.2's own ``get_flops.py`` passes both ``input_shape``
+  and ``inputs`` to ``get_model_complexity_info``, which mmengine 0.10.7 refuses; the given inputs
+  are used (the shape is theirs). Its counter also learns the global filter's FFTs
+  (``gfnet_seg.analysis.flops``), which mmengine has no handler for.
+* ``mmseg.visualization.local_visualizer``: with labels on (``browse_dataset.py``, ``--show-dir``),
+  mmseg 1.2.2 hands OpenCV >= 4.12 colours as NumPy values and channel-flipped image views, which
+  ``cv2.rectangle`` refuses; it gets tuples of ints and a contiguous image.
 * ``mmengine.hooks.logger_hook``: mmengine 0.10.7's ``LoggerHook`` writes the test metrics
   (``<log_dir>/<timestamp>.json``) from every process of a distributed test, all to the same file;
   two processes writing it at once leave invalid JSON (seen with ``dist_test.sh``). The main
@@ -93,7 +100,7 @@ class _OpsSubmoduleLoader:
 
 class MMCVLiteFinder:
     """The import hook: ``mmcv.ops`` and its submodules from the layer where compiled ops are absent;
-    three mmengine modules patched right after they load. (No ``importlib.abc`` base: importing it
+    mmengine's and mmseg's modules of ``PATCHES`` patched right after they load. (No ``importlib.abc`` base: importing it
     costs more than a program's start-up.)"""
 
     GFNET_SEG_MMCV_LITE = True  # marks the finder, whichever copy of this module made it
@@ -257,11 +264,46 @@ def dump_test_metrics_once() -> None:
     LoggerHook.after_test_epoch = _after_test_epoch
 
 
+def _complexity_info_with_inputs(original):
+    def get_model_complexity_info(model, input_shape=None, inputs=None, *args, **kwargs):
+        """mmengine's ``get_model_complexity_info``; given ``inputs`` win over ``input_shape``, and the
+        FFTs of global filters are counted."""
+        from mmengine.analysis import complexity_analysis
+
+        from .analysis.flops import FFT_HANDLES
+        for op, handle in FFT_HANDLES.items():
+            complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(op, handle)
+        return original(model, None if inputs is not None else input_shape, inputs, *args, **kwargs)
+    get_model_complexity_info.__wrapped__ = original
+    return get_model_complexity_info
+
+
+def _patch_print_helper(print_helper) -> None:
+    if not hasattr(print_helper.get_model_complexity_info, '__wrapped__'):
+        print_helper.get_model_complexity_info = _complexity_info_with_inputs(print_helper.get_model_complexity_info)
+
+
+def _patch_seg_visualizer(local_visualizer) -> None:
+    visualizer = local_visualizer.SegLocalVisualizer
+    original = visualizer._draw_sem_seg
+    if hasattr(original, '__wrapped__'):
+        return
+
+    def _draw_sem_seg(self, image, sem_seg, classes, palette, *args, **kwargs):
+        import numpy as np
+        palette = None if palette is None else [tuple(int(c) for c in colour) for colour in palette]
+        return original(self, np.ascontiguousarray(image), sem_seg, classes, palette, *args, **kwargs)
+    _draw_sem_seg.__wrapped__ = original
+    visualizer._draw_sem_seg = _draw_sem_seg
+
+
 # Module -> what the import hook does right after it loads.
 PATCHES = {
     'mmengine.utils.package_utils': _patch_package_utils,
     'mmengine.runner.checkpoint': lambda module: allow_mmengine_checkpoint_types(),
     'mmengine.hooks.logger_hook': lambda module: setattr(module.LoggerHook, 'after_test_epoch', _after_test_epoch),
+    'mmengine.analysis.print_helper': _patch_print_helper,
+    'mmseg.visualization.local_visualizer': _patch_seg_visualizer,
 }
 
 

@@ -6,7 +6,7 @@ environment where gfnet-seg is installed, the first time something imports ``mmc
 
 What ``mmcv.ops`` then holds:
 
-* pure-PyTorch versions (on ``torchvision.ops`` where it has the op) of what mmseg's and mmdet's
+* pure-PyTorch versions (on ``torchvision.ops`` where it computes what mmcv does) of what mmseg's and mmdet's
   RetinaNet, Faster/Mask R-CNN and the point heads run: ``nms``, ``batched_nms``, ``RoIAlign`` /
   ``roi_align``, ``RoIPool`` / ``roi_pool``, ``sigmoid_focal_loss`` / ``SigmoidFocalLoss``, and the
   build-information functions;
@@ -165,9 +165,42 @@ class RoIAlign(nn.Module):
                 f'sampling_ratio={self.sampling_ratio}, pool_mode={self.pool_mode}, aligned={self.aligned}')
 
 
+def _bin_masks(start: torch.Tensor, size: torch.Tensor, bins: int, limit: int) -> torch.Tensor:
+    """(bins, limit) booleans: pixel p lies in bin i, [floor(start + i s), ceil(start + (i + 1) s))
+    clipped to [0, limit), s = size / bins (mmcv's RoIPool kernel)."""
+    i = torch.arange(bins, dtype=start.dtype, device=start.device)
+    low = torch.floor(start + i * size / bins).clamp(0, limit)
+    high = torch.ceil(start + (i + 1) * size / bins).clamp(0, limit)
+    pixels = torch.arange(limit, dtype=start.dtype, device=start.device)
+    return (pixels >= low[:, None]) & (pixels < high[:, None])
+
+
 def roi_pool(input: torch.Tensor, rois: torch.Tensor, output_size, spatial_scale: float = 1.0) -> torch.Tensor:
-    """``mmcv.ops.roi_pool``: max over each bin of the RoI rounded to whole pixels (Fast R-CNN)."""
-    return torchvision.ops.roi_pool(input, rois.to(input.dtype), _pair(output_size), float(spatial_scale))
+    """``mmcv.ops.roi_pool``: the maximum over each of the output's bins of a RoI (Fast R-CNN).
+
+    mmcv's kernel, which does not round: a RoI spans ``x1 * scale`` to ``(x2 + 1) * scale`` (and y
+    likewise); bin i covers pixels ``floor(start + i * bin)`` to ``ceil(start + (i + 1) * bin)``,
+    clipped to the map; an empty bin, or a RoI of size <= 0, gives 0. (``torchvision.ops.roi_pool``
+    rounds the RoI to whole pixels, which differs at the strides of a feature pyramid.) One RoI at a
+    time: RoIPool serves legacy detectors; mmdet's R-CNNs pool with RoIAlign.
+    """
+    height, width = _pair(output_size)
+    rois = rois.to(input.dtype)
+    output = input.new_zeros(rois.size(0), input.size(1), height, width)
+    lowest = torch.finfo(input.dtype).min
+    for k, (batch, x1, y1, x2, y2) in enumerate(rois):
+        start_x, start_y = x1 * spatial_scale, y1 * spatial_scale
+        size_x, size_y = (x2 + 1) * spatial_scale - start_x, (y2 + 1) * spatial_scale - start_y
+        if size_x <= 0 or size_y <= 0:
+            continue
+        rows = _bin_masks(start_y, size_y, height, input.size(2))  # (height, H)
+        cols = _bin_masks(start_x, size_x, width, input.size(3))  # (width, W)
+        feats = input[int(batch)]
+        pooled = feats[:, :, None, :].masked_fill(~cols, lowest).amax(-1)  # (C, H, width)
+        pooled = pooled[:, None].masked_fill(~rows[:, :, None], lowest).amax(2)  # (C, height, width)
+        empty = ~(rows.any(1)[:, None] & cols.any(1)[None, :])
+        output[k] = pooled.masked_fill(empty, 0)
+    return output
 
 
 class RoIPool(nn.Module):

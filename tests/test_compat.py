@@ -190,3 +190,17 @@ def test_test_metrics_are_written_by_the_main_process_only(tmp_path, monkeypatch
     assert logged == ['test: 4 batches'] * 2
     assert os.listdir(tmp_path) == ['metrics.json']  # no temporary file left behind
     assert json.loads((tmp_path / 'metrics.json').read_text()) == tags
+
+
+def test_mmengine_complexity_info_takes_inputs_and_counts_ffts():
+    """mmseg's get_flops.py passes input_shape and inputs; mmengine's counter then counts what ours
+    counts, the global filter's FFTs included."""
+    from mmengine.analysis import get_model_complexity_info
+
+    from gfnet_seg import create_gfnet
+    from gfnet_seg.analysis.flops import count_complexity
+    model = create_gfnet('gfnet_h_ti', img_size=64, num_classes=0).eval()
+    inputs = torch.zeros(1, 3, 64, 64)
+    info = get_model_complexity_info(model, (3, 64, 64), inputs=(inputs,), show_table=False, show_arch=False)
+    ours = count_complexity(model, (64, 64))[0]
+    assert ours.fft_flops > 0 and info['flops'] == ours.flops

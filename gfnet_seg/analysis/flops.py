@@ -57,10 +57,14 @@ def irfft2_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     return pair - pair // 2 + numel
 
 
+# Handlers for mmengine's FlopAnalyzer (also given to mmengine's own counter by gfnet_seg.compat).
+FFT_HANDLES = {FFT_OPS[0]: rfft2_flop_jit, FFT_OPS[1]: irfft2_flop_jit}
+
+
 def flop_analyzer(model: nn.Module, inputs) -> FlopAnalyzer:
     """mmengine's FlopAnalyzer with our FFT handlers and without its per-op warnings."""
     analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(FFT_OPS[0], rfft2_flop_jit, FFT_OPS[1], irfft2_flop_jit)
+    analyzer.set_op_handle(**FFT_HANDLES)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
