@@ -1,8 +1,9 @@
-"""Train, test and inference behind ``tools/``: mmseg 1.2.2's tools as importable functions.
+"""Train, test and inference behind ``tools/``: mmseg 1.2.2's and mmdet 3.3.0's tools as importable
+functions, one set for both: a config's ``default_scope`` ('mmseg' or 'mmdet') decides.
 
 The tools only parse flags; everything they do is here, so tests call the same code. One
-addition to mmseg's tools: multi-process runs on machines without CUDA (``torchrun`` on CPU),
-which mmengine does not support (it calls ``torch.cuda.set_device`` and gives DDP a GPU id).
+addition to mmseg's and mmdet's tools: multi-process runs on machines without CUDA (``torchrun`` on
+CPU), which mmengine does not support (it calls ``torch.cuda.set_device`` and gives DDP a GPU id).
 """
 import contextlib
 import logging
@@ -10,6 +11,8 @@ import os
 import os.path as osp
 from typing import Optional
 
+import cv2
+import mmcv
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -17,8 +20,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
+from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmseg.apis import inference_model, init_model, show_result_pyplot
-from mmseg.registry import OPTIM_WRAPPERS, RUNNERS
 from mmseg.structures import SegDataSample
 
 from . import fileio
@@ -30,6 +33,11 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 # ValueErrors; the models raise ValueError for an unknown arch, a too small input or a checkpoint
 # of another arch), and a save that failed (WriteError: a full disk).
 USER_ERRORS = (ValueError, FileNotFoundError, UnsafeCheckpointError, FloatingPointError, fileio.WriteError)
+
+
+def is_detection(cfg: Config) -> bool:
+    """A config of mmdet's scope (detection, instance segmentation), not mmseg's."""
+    return cfg.get('default_scope') == 'mmdet'
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -90,26 +98,39 @@ class CPUAmpOptimWrapper(OptimWrapper):
 
 def setup_test(cfg: Config, checkpoint: str, out: Optional[str] = None, show: bool = False,
                show_dir: Optional[str] = None, wait_time: float = 2, tta: bool = False) -> Config:
-    """Evaluate ``checkpoint``; ``out`` keeps the predicted maps, ``show_dir`` draws them."""
+    """Evaluate ``checkpoint``; ``show_dir`` draws the predictions; ``out`` keeps them: the
+    predicted maps in that folder (segmentation), or all results in that ``.pkl`` file (detection,
+    mmdet's ``DumpDetResults``)."""
     fileio.check_checkpoint(checkpoint)
+    detection = is_detection(cfg)
+    if out is not None and detection and not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out of a detection config is a .pkl file (mmdet), got {out}')
     cfg.load_from = checkpoint
     if show or show_dir:
         if 'visualization' not in cfg.default_hooks:
-            raise RuntimeError("--show/--show-dir need default_hooks.visualization "
-                               "(dict(type='SegVisualizationHook')) in the config")
+            kind = 'DetVisualizationHook' if detection else 'SegVisualizationHook'
+            raise RuntimeError(f"--show/--show-dir need default_hooks.visualization (dict(type='{kind}')) "
+                               'in the config')
         hook = cfg.default_hooks.visualization
         hook.draw = True
         hook.interval = 1  # every image, not the hook's default of every 50th
         if show:
             hook.show = True
             hook.wait_time = wait_time
-        if show_dir:
+        if show_dir and detection:
+            hook.test_out_dir = osp.abspath(show_dir)  # mmdet joins it to the work dir otherwise
+        elif show_dir:
             cfg.visualizer.save_dir = show_dir
     if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs tta_model and tta_pipeline in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    if out is not None:
+    if out is not None and detection:
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, dict(type='DumpDetResults', out_file_path=out)]
+    elif out is not None:
         cfg.test_evaluator.output_dir = out
         cfg.test_evaluator.keep_results = True
     return cfg
@@ -135,8 +156,9 @@ def prepare_cpu_distributed(cfg: Config, training: bool = True) -> None:
         raise ValueError(f"--launcher {cfg.launcher} needs GPUs; on CPU use --launcher pytorch (torchrun)")
     sync_bn = _sync_bn_cfgs(cfg.model)
     if training and sync_bn:
+        example = 'model.neck.norm_cfg' if is_detection(cfg) else 'model.decode_head.norm_cfg'
         raise ValueError('SyncBN needs GPUs, and this multi-process run is on CPU: add '
-                         '--cfg-options model.decode_head.norm_cfg.type=BN (and the same for any other '
+                         f'--cfg-options {example}.type=BN (and the same for any other '
                          'norm_cfg of type SyncBN in the config)')
     for norm_cfg in sync_bn:
         norm_cfg.type = 'BN'
@@ -180,21 +202,46 @@ def default_device() -> str:
 
 def inference_overlay(image: str, config: str, checkpoint: str, out_file: str,
                       device: Optional[str] = None, opacity: float = 0.5,
-                      cfg_options: Optional[dict] = None) -> SegDataSample:
-    """Segment one image (whole image, at the config's test scale) and write the coloured
-    prediction blended over it to ``out_file``; returns mmseg's result. ``cfg_options``
-    overrides config settings, as ``--cfg-options`` of the other tools."""
+                      cfg_options: Optional[dict] = None, score_thr: float = 0.3):
+    """Segment (or detect in) one image at the config's test scale and write the prediction drawn
+    over it to ``out_file``: the coloured class map blended at ``opacity`` (segmentation), or the
+    boxes and masks scoring at least ``score_thr`` (detection, mmdet's ``DetLocalVisualizer``).
+    Returns mmseg's ``SegDataSample`` or mmdet's ``DetDataSample``. ``cfg_options`` overrides
+    config settings, as ``--cfg-options`` of the other tools."""
     for path, what in ((image, 'image'), (config, 'config')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
     fileio.check_checkpoint(checkpoint)
     if not 0 < opacity <= 1:
         raise ValueError(f'opacity must be in (0, 1], got {opacity}')
-    model = init_model(config, checkpoint, device=device or default_device(), cfg_options=cfg_options)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if is_detection(cfg):
+        return detection_overlay(image, cfg, checkpoint, out_file, device or default_device(), score_thr)
+    model = init_model(cfg, checkpoint, device=device or default_device())
     result = inference_model(model, image)
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     show_result_pyplot(model, image, result, opacity=opacity, draw_gt=False, show=False,
                        with_labels=False, out_file=out_file)
+    return result
+
+
+def detection_overlay(image: str, cfg: Config, checkpoint: str, out_file: str, device: str, score_thr: float):
+    """``inference_overlay`` for a detection config: mmdet's ``init_detector``, ``inference_detector``
+    and its visualizer, as mmdet's ``demo/image_demo.py``."""
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.registry import VISUALIZERS
+
+    model = init_detector(cfg, checkpoint, device=device)
+    result = inference_detector(model, image)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.dataset_meta = model.dataset_meta
+    picture = mmcv.imread(image, channel_order='rgb')
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    visualizer.add_datasample('result', picture, result, draw_gt=False, show=False, pred_score_thr=score_thr)
+    encoded = cv2.imencode(osp.splitext(out_file)[1] or '.png', mmcv.rgb2bgr(visualizer.get_image()))[1]
+    fileio.atomic_write_bytes(out_file, encoded.tobytes())
     return result
 
 

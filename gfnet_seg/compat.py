@@ -20,6 +20,9 @@ finder where the ``.pth`` is absent (a source checkout on ``PYTHONPATH``).
   mmengine 0.10.7 checkpoints hold a few plain data types (its ``HistoryBuffer``, numpy arrays and
   scalars) that the safe unpickler refuses, so ``--resume`` fails. We allow-list exactly those
   types; the safety stays on for every file.
+* ``mmengine.config.utils``: a base like ``mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py`` is
+  found through the package's model index, which mmengine re-reads (400 YAML files for mmdet, over
+  a second) for every such base of every config; the index is read once per package and process.
 * ``mmengine.analysis.print_helper``: mmseg 1.2.2's own ``get_flops.py`` passes both ``input_shape``
   and ``inputs`` to ``get_model_complexity_info``, which mmengine 0.10.7 refuses; the given inputs
   are used (the shape is theirs). Its counter also learns the global filter's FFTs
@@ -264,6 +267,35 @@ def dump_test_metrics_once() -> None:
     LoggerHook.after_test_epoch = _after_test_epoch
 
 
+_model_indices = {}
+
+
+def _model_index(package_path: str) -> dict:
+    """Config name -> the model-index entry of its first weights, as mmengine's ``_get_cfg_metainfo``
+    collects them from ``<package>/.mim/model-index.yml`` and the metafiles it imports; read once."""
+    if package_path not in _model_indices:
+        import warnings
+
+        from mmengine.fileio import load
+        index = {}
+        for meta_path in load(osp.join(package_path, '.mim', 'model-index.yml'))['Import']:
+            for model_cfg in load(osp.join(package_path, '.mim', meta_path))['Models']:
+                if 'Config' not in model_cfg:
+                    warnings.warn(f'There is not `Config` define in {model_cfg}')
+                    continue
+                index.setdefault(model_cfg['Config'].partition('/')[-1], model_cfg)
+        _model_indices[package_path] = index
+    return _model_indices[package_path]
+
+
+def _get_cfg_metainfo(package_path: str, cfg_path: str) -> dict:
+    """``mmengine.config.utils._get_cfg_metainfo`` on the index read once per package."""
+    index = _model_index(package_path)
+    if cfg_path not in index:
+        raise ValueError(f'Expected configs: {index.keys()}, but got {cfg_path}')
+    return dict(index[cfg_path])
+
+
 def _complexity_info_with_inputs(original):
     def get_model_complexity_info(model, input_shape=None, inputs=None, *args, **kwargs):
         """mmengine's ``get_model_complexity_info``; given ``inputs`` win over ``input_shape``, and the
@@ -303,6 +335,7 @@ PATCHES = {
     'mmengine.runner.checkpoint': lambda module: allow_mmengine_checkpoint_types(),
     'mmengine.hooks.logger_hook': lambda module: setattr(module.LoggerHook, 'after_test_epoch', _after_test_epoch),
     'mmengine.analysis.print_helper': _patch_print_helper,
+    'mmengine.config.utils': lambda module: setattr(module, '_get_cfg_metainfo', _get_cfg_metainfo),
     'mmseg.visualization.local_visualizer': _patch_seg_visualizer,
 }
 
@@ -312,6 +345,9 @@ def install() -> None:
     ``import gfnet_seg``: the mmengine modules it already imported are patched at once."""
     install_import_hook()
     import_hook().required = True
+    for name, patch in PATCHES.items():  # modules imported before the hook was there
+        if name in sys.modules:
+            patch(sys.modules[name])
     install_package_lookup_fallback()
     allow_mmengine_checkpoint_types()
     dump_test_metrics_once()

@@ -204,3 +204,27 @@ def test_mmengine_complexity_info_takes_inputs_and_counts_ffts():
     info = get_model_complexity_info(model, (3, 64, 64), inputs=(inputs,), show_table=False, show_arch=False)
     ours = count_complexity(model, (64, 64))[0]
     assert ours.fft_flops > 0 and info['flops'] == ours.flops
+
+
+def test_model_index_read_once(monkeypatch):
+    """``mmdet::`` bases: mmengine looks each up in the package's model index first (400 YAML files
+    for mmdet); the layer reads the index once per process, and the bases resolve as before."""
+    import mmdet
+    import mmengine.fileio
+    from mmengine.config import Config, utils
+
+    assert utils._get_cfg_metainfo is compat._get_cfg_metainfo
+    compat._model_indices.clear()
+    reads = []
+    monkeypatch.setattr(mmengine.fileio, 'load', lambda path, *a, _load=mmengine.fileio.load, **k:
+                        reads.append(path) or _load(path, *a, **k))
+    configs = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs')
+    bases = ['swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', '_base_/default_runtime.py']
+    for base in bases * 2:
+        path, scope = Config._get_cfg_path(f'mmdet::{base}', 'config.py')
+        assert scope == 'mmdet' and path == os.path.join(configs, base) and os.path.isfile(path)
+    assert len(reads) > 100 and len(reads) == len(set(reads))  # the index and its metafiles, once each
+    name, entry = next(iter(compat._model_index(os.path.dirname(mmdet.__file__)).items()))
+    assert compat._get_cfg_metainfo(os.path.dirname(mmdet.__file__), name) == entry
+    with pytest.raises(ValueError, match='but got no-such-config'):
+        compat._get_cfg_metainfo(os.path.dirname(mmdet.__file__), 'no-such-config')

@@ -1,6 +1,8 @@
-"""Evaluate a checkpoint on a config's test set, as mmseg's tools/test.py.
+"""Evaluate a checkpoint on a config's test set, as mmseg's and mmdet's tools/test.py (mIoU for a
+segmentation config, COCO box and mask mAP for a detection one).
 
     python tools/test.py configs/sem_fpn/fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py work_dirs/.../iter_80000.pth
+    python tools/test.py configs/mask_rcnn/mask-rcnn_gfnet-h-ti_fpn_1x_coco.py work_dirs/.../epoch_12.pth
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import gfnet_seg  # noqa: F401  (first: installs the mmcv-lite layer, registers GFNetH)
@@ -14,11 +16,12 @@ from gfnet_seg.apis import LAUNCHERS, exit_on_error, load_config, setup_test, te
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='MMSeg test (and eval) a model')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor or a detector')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir for logs; the metrics are dumped there as json')
-    parser.add_argument('--out', help='the dir to save the predicted maps for offline evaluation')
+    parser.add_argument('--out', help='where to keep the predictions for offline evaluation: a folder of maps '
+                        '(segmentation) or a .pkl file (detection)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='the dir to save images with the predictions painted on them')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')

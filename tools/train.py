@@ -1,7 +1,9 @@
-"""Train a segmentor from a config, as mmseg's tools/train.py.
+"""Train a segmentor or a detector from a config, as mmseg's and mmdet's tools/train.py (the
+config's default_scope decides which).
 
     python tools/train.py configs/sem_fpn/fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py
     bash tools/dist_train.sh configs/sem_fpn/fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py 8
+    bash tools/dist_train.sh configs/mask_rcnn/mask-rcnn_gfnet-h-ti_fpn_1x_coco.py 8
 """
 import gfnet_seg  # noqa: F401  (first: installs the mmcv-lite layer, registers GFNetH)
 
@@ -14,7 +16,7 @@ from gfnet_seg.apis import LAUNCHERS, exit_on_error, load_config, setup_train, t
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true',

@@ -48,13 +48,15 @@ def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
 
 
 def check_data_config(cfg, loaders: Sequence[str] = DATALOADERS) -> None:
-    """Raise ``DataCheckError`` if an image or annotation folder of ``loaders`` is missing or empty."""
+    """Raise ``DataCheckError`` if an image or annotation folder of ``loaders`` is missing or empty,
+    or an annotation file (``ann_file``, COCO's JSON) is missing. Segmentation data sets name their
+    folders ``img_path``/``seg_map_path``, mmdet's ``img``."""
     for loader in loaders:
         if not cfg.get(loader):
             continue
         for dataset in _leaf_datasets(cfg[loader]['dataset']):
             root = dataset.get('data_root') or ''
-            for role, key in (('image', 'img_path'), ('annotation', 'seg_map_path')):
+            for role, key in (('image', 'img_path'), ('image', 'img'), ('annotation', 'seg_map_path')):
                 sub = (dataset.get('data_prefix') or {}).get(key)
                 if sub is None:
                     continue
@@ -65,6 +67,10 @@ def check_data_config(cfg, loaders: Sequence[str] = DATALOADERS) -> None:
                         'see data/README.md for where data sets go')
                 if not any(True for _ in os.scandir(folder)):
                     raise DataCheckError(f'{loader}: {role} folder {folder} is empty')
+            ann_file = dataset.get('ann_file')
+            if ann_file and not osp.isfile(osp.join(root, ann_file)):
+                raise DataCheckError(f'{loader}: annotation file {osp.join(root, ann_file)} does not exist '
+                                     f'(data_root={root!r}); see data/README.md for where data sets go')
 
 
 def _allowed_labels(dataset) -> np.ndarray:

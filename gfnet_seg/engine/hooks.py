@@ -1,4 +1,7 @@
-"""Hooks and a file backend that make a segmentation run safe to kill and resume.
+"""Hooks and a file backend that make a long run safe to kill and resume.
+
+Registered in mmengine's root ``HOOKS``, so that configs of every scope find them (mmseg's and mmdet's
+registries look a type up in their parent when they lack it).
 
 * ``AtomicLocalBackend`` (``backend_args=dict(backend='atomic_local')`` on the CheckpointHook):
   checkpoints are written to a temporary file and renamed, so a kill during a save leaves the
@@ -31,7 +34,7 @@ from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmseg.registry import HOOKS
+from mmengine.registry import HOOKS
 
 from ..fileio import WriteError, atomic_write_bytes, checkpoint_problem, remove_temporary_files
 
