@@ -11,6 +11,11 @@ width are symbolic, so the filters and the position embedding are resized inside
 as PyTorch resizes them. ``fft`` picks the global filter the graph holds (see
 ``gfnet_seg.models.global_filter.use_fft``): 'native' (ONNX DFT operators) or 'matmul' (real matrix
 products, ``gfnet_seg.models.dft``) for runtimes without DFT.
+
+``dynamo=False`` takes the TorchScript-based exporter instead (``torch.jit.trace``, as timm's
+``onnx_export.py`` does), with ``dynamic_axes`` for a free height and width: the global filter is
+then written as the same DFT nodes by ``gfnet_seg.models.dft.OnnxDFTFilter`` (DFT-17 is enough), and
+the resizes of the filters and the position embedding are traced from the input's shape.
 """
 import contextlib
 import os.path as osp
@@ -20,12 +25,15 @@ import torch
 import torch.nn as nn
 
 from ..models.checkpoint import load_checkpoint, read_checkpoint
+from ..models.dft import MIN_ONNX_DFT_OPSET
 from ..models.gfnet import MODEL_NAMES, GFNetPyramid, _GFNetBase
 
 FFT_NAMES = ('native', 'matmul')
 # The exporter writes rfft2/irfft2 as DFT-20 nodes (axis as an input, onesided and inverse
 # attributes); an older opset has no such node (checked: opset 17-19 exports fail or are rejected).
 MIN_DFT_OPSET = 20
+# The TorchScript-based exporter writes them as DFT-17 or DFT-20 nodes (gfnet_seg.models.dft).
+MIN_TORCHSCRIPT_DFT_OPSET = MIN_ONNX_DFT_OPSET
 DEFAULT_OPSET = 20
 # Checked before any file is written; the tools turn it into one 'error: ...' line and exit code 1.
 ExportError = ValueError
@@ -168,13 +176,14 @@ def example_input(module: nn.Module, shape: Sequence[int], seed: int = 0) -> tor
     return torch.randn(1, 3, *shape, generator=generator)
 
 
-def check_export_args(module: nn.Module, shape: Sequence[int], fft: str, opset: int) -> None:
+def check_export_args(module: nn.Module, shape: Sequence[int], fft: str, opset: int, dynamo: bool = True) -> None:
     """Reject, with the reason, what cannot be exported."""
     if fft not in FFT_NAMES:
         raise ExportError(f"--fft must be one of {', '.join(FFT_NAMES)}, not '{fft}'")
-    if fft == 'native' and opset < MIN_DFT_OPSET:
+    min_opset = MIN_DFT_OPSET if dynamo else MIN_TORCHSCRIPT_DFT_OPSET
+    if fft == 'native' and opset < min_opset:
         raise ExportError(f'--opset {opset} is too old for --fft native: the exported DFT nodes need opset '
-                          f'>= {MIN_DFT_OPSET} (or export with --fft matmul, which has no DFT)')
+                          f'>= {min_opset} (or export with --fft matmul, which has no DFT)')
     if len(shape) != 2 or min(shape) < module.min_size:
         raise ExportError(f"--shape {' '.join(map(str, shape))} is smaller than the network's stride "
                           f'{module.min_size}; give H W of at least {module.min_size}')
@@ -212,14 +221,33 @@ def traceable_mmseg():
         Upsample.forward = original
 
 
+def _export_torchscript(module: nn.Module, example: torch.Tensor, dynamic: bool, opset: int) -> bytes:
+    """``torch.onnx.export(dynamo=False)``: traced with torch.jit, H and W free with ``dynamic``."""
+    import io
+
+    dynamic_axes = None
+    if dynamic:
+        sizes = {2: 'height', 3: 'width'}
+        # a segmentor's logits have the input's size; a classifier's (1, classes) none
+        dynamic_axes = {'input': sizes, **({'logits': sizes} if isinstance(module, DeployedSegmentor) else {})}
+    buffer = io.BytesIO()
+    torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset, input_names=['input'],
+                      output_names=['logits'], dynamic_axes=dynamic_axes)
+    return buffer.getvalue()
+
+
 def export_onnx(module: nn.Module, shape: Tuple[int, int], fft: str = 'native', dynamic: bool = False,
-                opset: int = DEFAULT_OPSET) -> bytes:
+                opset: int = DEFAULT_OPSET, dynamo: bool = True) -> bytes:
     """The ONNX model of ``module`` as bytes (nothing is written here: the caller writes the file
     once it is verified), traced at ``shape`` = (H, W) with the global filter ``fft``. With
-    ``dynamic`` the height and width are free (at least the network's stride)."""
+    ``dynamic`` the height and width are free (at least the network's stride). ``dynamo=False``
+    exports with the TorchScript-based exporter."""
     from ..models.global_filter import use_fft
 
-    check_export_args(module, shape, fft, opset)
+    check_export_args(module, shape, fft, opset, dynamo)
+    if not dynamo:
+        with use_fft(fft), traceable_mmseg():
+            return _export_torchscript(module.eval(), example_input(module, shape), dynamic, opset)
     dynamic_shapes = None
     if dynamic:
         # At least two tokens per side at the last stage: torch.export specialises sizes 0 and 1

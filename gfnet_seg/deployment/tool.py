@@ -32,22 +32,23 @@ def export_and_verify(model: str, checkpoint: str, out: str, shape: Optional[Seq
                       dynamic: bool = False, fft: str = 'native', opset: int = DEFAULT_OPSET,
                       with_preprocess: bool = False, options: Optional[dict] = None,
                       verify: Optional[Sequence[str]] = None, verify_sizes: Optional[Sequence[int]] = None,
-                      log=print) -> list:
+                      dynamo: bool = True, log=print) -> list:
     """Export ``model`` (a config file or a timm name) with the weights of ``checkpoint`` to ``out``.
 
     ``verify`` (a list of images, possibly empty; None skips verification) compares onnxruntime with
     PyTorch on random inputs at ``verify_sizes`` (flat H W pairs) and on the images, prints the table,
     and raises ``VerificationError`` when they differ. ``out`` is written (atomically) only after
-    everything succeeded, so no partial or unverified file is ever left. Returns the table's rows.
+    everything succeeded, so no partial or unverified file is ever left. ``dynamo=False`` exports with
+    the TorchScript-based exporter. Returns the table's rows.
     """
     if verify_sizes is not None and len(verify_sizes) % 2:
         raise ValueError(f'--verify-sizes takes H W pairs, got {len(verify_sizes)} numbers')
     module = load_deployed(model, checkpoint, options, with_preprocess)
     shape = tuple(shape) if shape else default_shape(module)
-    check_export_args(module, shape, fft, opset)
+    check_export_args(module, shape, fft, opset, dynamo)
     log(f"exporting {model} at {shape[0]}x{shape[1]}{' (dynamic H, W)' if dynamic else ''}, fft={fft}, "
-        f'opset {opset} ...')
-    data = export_onnx(module, shape, fft=fft, dynamic=dynamic, opset=opset)
+        f"opset {opset}{'' if dynamo else ', TorchScript exporter'} ...")
+    data = export_onnx(module, shape, fft=fft, dynamic=dynamic, opset=opset, dynamo=dynamo)
     rows = []
     if verify is not None:
         sizes = (list(zip(verify_sizes[::2], verify_sizes[1::2])) if verify_sizes

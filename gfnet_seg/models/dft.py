@@ -1,4 +1,5 @@
-"""The global filter's 2-D real FFTs as products with real DFT matrices (no DFT operator, no complex dtype).
+"""The global filter's 2-D real FFTs for export: as products with real DFT matrices (no DFT operator,
+no complex dtype), and as ONNX DFT nodes for the TorchScript-based exporter.
 
 Runtimes without a DFT operator (TensorRT, many NPU compilers) and exporters without complex dtypes
 can still run GFNet with these: ``rfft2``/``irfft2`` over dims (1, 2) of a ``(B, H, W, C)`` token map,
@@ -15,6 +16,13 @@ The matrices are built from the input's sizes with ``torch.arange``, an outer pr
 so a graph traced with dynamic H and W (``torch.export``, ONNX) builds them from the symbolic sizes
 instead of baking constants. ``k * n`` is reduced modulo the size in integers before it becomes an
 angle, which keeps the angles exact on large grids.
+
+The TorchScript-based exporter (``torch.onnx.export(dynamo=False)``, as timm's ``onnx_export.py``
+runs it) has no symbolic for ``aten::fft_rfft2``/``fft_irfft2`` and no complex dtype, so while it
+traces, the whole filter is one ``OnnxDFTFilter`` node whose ``symbolic`` writes the same DFT nodes
+(DFT-17 or DFT-20) as the dynamo exporter: a onesided DFT along W, a complex one along H, the complex
+product in real arithmetic, and the two inverses back, the last one an IRFFT whose length is the
+input's width, read with ``Shape`` (dynamic H and W stay dynamic).
 """
 import math
 from typing import Tuple
@@ -117,3 +125,67 @@ def matmul_filter_macs(height: int, width: int, channels: int) -> int:
     along_w = height * 2 * half * width * channels
     along_h = 2 * height * height * 2 * half * channels
     return 2 * (along_w + along_h) + 4 * height * half * channels
+
+
+# DFT: opset 17 (axis an attribute); opset 20 (axis an input). IRFFT is DFT(inverse=1, onesided=1).
+MIN_ONNX_DFT_OPSET = 17
+
+
+def _int64(g, values):
+    return g.op('Constant', value_t=torch.tensor(values, dtype=torch.int64))
+
+
+def _dim_size(g, shape, dim: int):
+    """``shape[dim]`` as a 0-d int64 value (a DFT length)."""
+    return g.op('Squeeze', g.op('Slice', shape, _int64(g, [dim]), _int64(g, [dim + 1])), _int64(g, [0]))
+
+
+def _last(g, x, index: int):
+    """``x[..., index:index + 1]``: the real (0) or imaginary (1) part of an ONNX complex tensor."""
+    return g.op('Slice', x, _int64(g, [index]), _int64(g, [index + 1]), _int64(g, [-1]))
+
+
+def _onnx_dft(g, x, axis: int, length, inverse: bool = False, onesided: bool = False):
+    if g.opset >= 20:
+        return g.op('DFT', x, length, _int64(g, axis), inverse_i=int(inverse), onesided_i=int(onesided))
+    return g.op('DFT', x, length, axis_i=axis, inverse_i=int(inverse), onesided_i=int(onesided))
+
+
+class OnnxDFTFilter(torch.autograd.Function):
+    """``irfft2(rfft2(x, ortho) * complex(weight), ortho)`` over dims (1, 2), seen by the TorchScript
+    exporter as one node (a ``prim::PythonOp``) that ``symbolic`` writes as ONNX DFT nodes.
+
+    ``x``: float32 tokens ``(B, H, W, C)``; ``weight``: the filter for this grid ``(H, W // 2 + 1, C, 2)``.
+    ``forward`` is the plain formula (it runs once, while the exporter traces); export only, no backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
+        height, width = x.shape[1], x.shape[2]
+        spectrum = torch.fft.rfft2(x, dim=(1, 2), norm='ortho') * torch.view_as_complex(weight.contiguous())
+        return torch.fft.irfft2(spectrum, s=(height, width), dim=(1, 2), norm='ortho')
+
+    @staticmethod
+    def symbolic(g, x, weight):
+        if g.opset < MIN_ONNX_DFT_OPSET:
+            raise torch.onnx.errors.OnnxExporterError(
+                f'the GFNet global filter needs the ONNX DFT operator, opset >= {MIN_ONNX_DFT_OPSET} '
+                f'(exporting with opset {g.opset}); or export with use_fft("matmul"), which has no DFT')
+        shape = g.op('Shape', x)
+        height, width = _dim_size(g, shape, 1), _dim_size(g, shape, 2)
+        # ONNX complex tensors are real ones with a last dim of 2 (real, imag); a real input has 1.
+        spectrum = _onnx_dft(g, g.op('Unsqueeze', x, _int64(g, [-1])), 2, width, onesided=True)
+        spectrum = _onnx_dft(g, spectrum, 1, height)  # (B, H, F, C, 2)
+        # (a + ib)(c + id) = [a, b] * c + [-b, a] * d
+        swapped = g.op('Concat', g.op('Neg', _last(g, spectrum, 1)), _last(g, spectrum, 0), axis_i=-1)
+        product = g.op('Add', g.op('Mul', spectrum, _last(g, weight, 0)), g.op('Mul', swapped, _last(g, weight, 1)))
+        product = _onnx_dft(g, product, 1, height, inverse=True)
+        # IRFFT to the input's width (the imaginary parts of the DC and Nyquist columns are dropped, as
+        # torch.fft.irfft does). No scaling: ONNX's inverse divides by H*W, ortho twice by sqrt(H*W).
+        out = _onnx_dft(g, product, 2, width, inverse=True, onesided=True)
+        return g.op('Squeeze', _last(g, out, 0), _int64(g, [-1]))
+
+
+def global_filter_onnx_dft(x: Tensor, weight: Tensor) -> Tensor:
+    """The global filter as one ``OnnxDFTFilter`` node (float32), for the TorchScript-based exporter."""
+    return OnnxDFTFilter.apply(x.float(), weight.float()).to(x.dtype)

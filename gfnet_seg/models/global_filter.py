@@ -15,6 +15,10 @@ The ways of computing the filter, each tested against the same oracle (circular 
 * eager inference: the spectrum is multiplied in place, the resized filter is cached per size.
 * ``use_fft('matmul')``: the DFT as products with real cos/sin matrices (``dft.py``), for export
   to runtimes without DFT operators.
+* the TorchScript-based ONNX exporter (``torch.onnx.export(dynamo=False)``, timm's ``onnx_export.py``):
+  it knows no ``fft_rfft2`` and no complex dtype, so the filter is one node that it writes as ONNX
+  DFT nodes (``dft.OnnxDFTFilter``); the filter resize stays in the traced graph. The dynamo exporter
+  and plain ``torch.jit.trace`` see ``spectral_filter``'s formula as before.
 
 Eager execution on CPU transforms with a real FFT along W then a complex FFT along H (the inverse
 mirrored), which MKL runs faster than ``rfft2`` on these NHWC maps; CUDA (cuFFT's 2-D plans) and
@@ -65,6 +69,13 @@ def is_tracing() -> bool:
     then the model is one functional graph, without caches or branches on input sizes."""
     return (torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling()
             or torch.jit.is_tracing())
+
+
+@torch.jit.unused
+def in_torchscript_onnx_export() -> bool:
+    """True while ``torch.onnx.export(dynamo=False)`` traces the model (not for the dynamo exporter,
+    which does not trace with torch.jit, nor for a plain ``torch.jit.trace``)."""
+    return torch.jit.is_tracing() and torch.onnx.is_in_onnx_export()
 
 
 def filter_size(grid_hw: Sequence[int]) -> Tuple[int, int]:
@@ -215,6 +226,12 @@ def _filter_with_matmuls(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return global_filter_matmul(x.float(), weight).to(x.dtype)
 
 
+@torch.jit.unused
+def _filter_with_onnx_dft(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    from .dft import global_filter_onnx_dft  # deployment only
+    return global_filter_onnx_dft(x, weight)
+
+
 @register_notrace_function
 def spectral_filter(x: torch.Tensor, complex_weight: torch.Tensor) -> torch.Tensor:
     """The global filter as one function of tokens ``(B, H, W, C)`` and the stored filter
@@ -228,8 +245,11 @@ def spectral_filter(x: torch.Tensor, complex_weight: torch.Tensor) -> torch.Tens
     """
     height, width = x.shape[1], x.shape[2]
     weight = fitted_filter(complex_weight, height, width).float()
-    if not torch.jit.is_scripting() and fft_implementation() == 'matmul':
-        return _filter_with_matmuls(x, weight)
+    if not torch.jit.is_scripting():
+        if fft_implementation() == 'matmul':
+            return _filter_with_matmuls(x, weight)
+        if in_torchscript_onnx_export():
+            return _filter_with_onnx_dft(x, weight)
     spectrum = torch.fft.rfft2(x.float(), dim=(1, 2), norm='ortho') * torch.view_as_complex(weight)
     return torch.fft.irfft2(spectrum, s=(height, width), dim=(1, 2), norm='ortho').to(x.dtype)
 

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from gfnet_seg.deployment import tool
 
-from deploy_utils import CONFIG, REPO_ROOT, TINY_MODEL
+from deploy_utils import CONFIG, REPO_ROOT, TINY_ISOTROPIC, TINY_MODEL, save_classifier
 
 
 def _load_tool():
@@ -87,17 +87,32 @@ def test_verified_file_is_written(tmp_path, capsys, monkeypatch, seg_checkpoint,
     fft, model = dynamic_export
     calls = []
 
-    def export(module, shape, fft, dynamic, opset):
-        calls.append((tuple(shape), fft, dynamic, opset))
+    def export(module, shape, fft, dynamic, opset, dynamo):
+        calls.append((tuple(shape), fft, dynamic, opset, dynamo))
         return model
 
     monkeypatch.setattr(tool, 'export_onnx', export)
     out = tmp_path / 'model.onnx'
     pytorch2onnx.main([os.path.join(REPO_ROOT, CONFIG), seg_checkpoint, '--out', str(out), '--dynamic',
                        '--fft', fft, '--verify', *OPTIONS])
-    assert calls == [((128, 128), fft, True, 20)]  # the config's crop by default
+    assert calls == [((128, 128), fft, True, 20, True)]  # the config's crop, the dynamo exporter by default
     table = capsys.readouterr().out
     for size in ('128x128', '160x224', '200x300'):
         assert f'| random | {size} |' in table and '| NO |' not in table
     onnx.checker.check_model(onnx.load(str(out)))
     assert os.listdir(tmp_path) == ['model.onnx']
+
+
+def test_torchscript_exporter_from_the_tool(tmp_path, capsys):
+    """``--no-dynamo``: the TorchScript-based exporter, here at opset 17 (too old for the dynamo
+    exporter's DFT nodes), a dynamic classifier verified at two sizes before it is written."""
+    options = dict(TINY_ISOTROPIC)
+    checkpoint = save_classifier('gfnet_ti', options, tmp_path)
+    out = tmp_path / 'cls.onnx'
+    pytorch2onnx.main(['gfnet_ti', checkpoint, '--out', str(out), '--shape', '64', '64', '--dynamic', '--no-dynamo',
+                       '--opset', '17', '--verify', '--verify-sizes', '64', '64', '96', '128',
+                       '--cfg-options', *(f'{key}={value}' for key, value in options.items())])
+    printed = capsys.readouterr().out
+    assert 'TorchScript exporter' in printed and '| random | 96x128 |' in printed and '| NO |' not in printed
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version == 17 and 'DFT' in {node.op_type for node in model.graph.node}

@@ -53,9 +53,11 @@ def test_mmseg_get_flops(synthetic_root):
     assert 'Flops' in result.stdout and 'Params' in result.stdout, result.stdout[-2000:]
 
 
-def test_mmseg_print_config():
-    result = run_mmseg_tool('misc/print_config.py', CONFIG)
+def test_mmseg_print_config(tmp_path):
+    # the tool also dumps the config to ./example.py: run it in a scratch folder
+    result = run_mmseg_tool('misc/print_config.py', osp.join(REPO_ROOT, CONFIG), cwd=tmp_path)
     assert "type='GFNetH'" in result.stdout, result.stdout[-2000:]
+    assert "type='GFNetH'" in (tmp_path / 'example.py').read_text()
 
 
 def test_mmseg_browse_dataset(synthetic_root, tmp_path):

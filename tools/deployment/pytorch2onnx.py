@@ -1,7 +1,8 @@
 """Export a GFNet segmentor (mmseg config) or classifier (timm name) to ONNX, checked in onnxruntime.
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W] [--dynamic]
-        [--fft {native,matmul}] [--verify [IMAGE ...]] [--opset N] [--with-preprocess] [--cfg-options k=v ...]
+        [--fft {native,matmul}] [--verify [IMAGE ...]] [--opset N] [--no-dynamo] [--with-preprocess]
+        [--cfg-options k=v ...]
     python tools/deployment/pytorch2onnx.py gfnet_h_ti CHECKPOINT --out cls.onnx --shape 224 224 --verify
 
 The file is written only when the export (and, with --verify, the comparison) succeeded.
@@ -34,6 +35,9 @@ def parse_args(argv=None):
                         help='sizes of the random inputs, as H W pairs (default: the traced shape; with '
                         '--dynamic also two larger ones, one not a multiple of 32)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
+    parser.add_argument('--dynamo', action=argparse.BooleanOptionalAction, default=True,
+                        help='the torch.export-based exporter (default); --no-dynamo: the TorchScript-based one '
+                        '(torch.jit.trace, as timm\'s onnx_export.py), which also writes DFT-17 (--opset 17)')
     parser.add_argument('--with-preprocess', action='store_true',
                         help='input raw uint8 RGB; channel order and normalisation inside the graph')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -47,7 +51,8 @@ def main(argv=None):
     with exit_on_error():
         export_and_verify(args.model, args.checkpoint, args.out, shape=args.shape, dynamic=args.dynamic,
                           fft=args.fft, opset=args.opset, with_preprocess=args.with_preprocess,
-                          options=args.cfg_options, verify=args.verify, verify_sizes=args.verify_sizes)
+                          options=args.cfg_options, verify=args.verify, verify_sizes=args.verify_sizes,
+                          dynamo=args.dynamo)
 
 
 if __name__ == '__main__':
