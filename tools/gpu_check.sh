@@ -2,7 +2,9 @@
 # Usage: make gpu-check   (or: bash tools/gpu_check.sh [OUT_DIR])
 # On a machine with a CUDA GPU: the CUDA tests (pytest -m cuda) and the CUDA benchmark (AMP bf16
 # training, backbones and Semantic FPN segmentors, GFNet-H-Ti/S/B against Swin-T, PVTv2-b2 and ResNet-50
-# at 512 and 1024, batch 8), CSV + plot under OUT_DIR. Uses the interpreter of tools/find_python.sh.
+# at 512 and 1024, batch 8) and the detection-size benchmark (1333x800, fp32: batch-1 inference and a
+# batch-2 training step, GFNet-H-Ti/S against Swin-T and PVTv2-b2), CSV + plot under OUT_DIR, every row
+# naming the machine (CPU, ISA, GPU, versions). Uses the interpreter of tools/find_python.sh.
 # A machine without a package registry gets the pure-Python packages as wheels in .whl/ (see README,
 # "GPU check"): they are installed into a temporary folder first.
 set -euo pipefail
@@ -20,3 +22,5 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-}
 "$PYTHON" tools/analysis/benchmark.py --device cuda --amp bf16 --train --parts backbone segmentor \
     --models gfnet-h-ti gfnet-h-s gfnet-h-b swin-t pvtv2-b2 resnet-50 --sizes 512 1024 --batch 8 \
     --repeats 10 --out "$OUT/benchmark" 2>&1 | tee "$OUT/benchmark.log"
+"$PYTHON" tools/analysis/benchmark.py --detection --device cuda --models gfnet-h-ti gfnet-h-s swin-t pvtv2-b2 \
+    --sizes 1333x800 --repeats 10 --out "$OUT/detection" 2>&1 | tee "$OUT/detection.log"

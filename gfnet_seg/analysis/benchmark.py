@@ -7,6 +7,11 @@ calls of all models are interleaved, so call i of two models ran under the same 
 reports the median of their per-call ratios with a distribution-free interval (``paired_speedup``),
 which a machine whose speed drifts between calls resolves better than the ratio of medians.
 
+Sizes are square sides (512) or ``WIDTHxHEIGHT`` as mmdet writes its scales (1333x800: 1333 wide,
+800 high, the detection size); GFNet-H resizes its filters (and position embedding) to any grid on the
+fly. Every row also names its machine (``machine.machine_info``: CPU model, the vector ISA in effect and
+the caps set, library versions), since the ratios between models differ between ISAs.
+
 Peak memory is the largest total of tensor bytes allocated during one call beyond what existed before
 it (weights and input excluded): ``max_memory_allocated`` on CUDA; on CPU the same quantity from the
 profiler's allocation records (allocator events), not the process RSS, which the allocator's caching
@@ -19,13 +24,15 @@ import os
 import statistics
 import time
 from contextlib import nullcontext
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
 from ..fileio import atomic_write_csv
+from .machine import FIELDS as MACHINE_FIELDS
+from .machine import describe, machine_info
 from .plotting import pyplot, save_figure
 
 # Backbones (mmseg config dicts) and their output channels, which size the FPN neck.
@@ -52,7 +59,40 @@ SEG_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'sem
                           'fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py')
 PARTS = ('backbone', 'segmentor')
 CSV_FIELDS = ('model', 'part', 'mode', 'device', 'amp', 'threads', 'batch', 'height', 'width', 'tokens',
-              'latency_ms', 'latency_min_ms', 'latencies_ms', 'images_per_s', 'peak_mem_mb', 'params_m', 'status')
+              'latency_ms', 'latency_min_ms', 'latencies_ms', 'images_per_s', 'peak_mem_mb', 'params_m',
+              'status') + MACHINE_FIELDS
+# Detection at mmdet's usual scale (1333x800), against the backbones detectors pair with; inference
+# at batch 1, a training step at batch 2 (2 images per GPU in mmdet's schedules).
+DETECTION_SIZE = (800, 1333)  # (height, width)
+DETECTION_MODELS = ('gfnet-h-ti', 'swin-t', 'pvtv2-b2')
+DETECTION_RUNS = (dict(train=False, batch=1), dict(train=True, batch=2))
+Size = Union[int, str, Tuple[int, int]]
+
+
+def parse_size(text: Size) -> Tuple[int, int]:
+    """``(height, width)`` of a size: a square side (512, '512'), ``'WIDTHxHEIGHT'`` ('1333x800', as
+    mmdet writes scales) or a ``(height, width)`` pair."""
+    if isinstance(text, (tuple, list)):
+        height, width = (int(v) for v in text)
+    elif isinstance(text, int):
+        height = width = text
+    else:
+        parts = str(text).lower().replace('*', 'x').split('x')
+        try:
+            values = [int(v) for v in parts]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2):
+            raise ValueError(f"bad size '{text}': a side (512) or WIDTHxHEIGHT (1333x800)")
+        width, height = values[0], values[-1]
+    if height <= 0 or width <= 0:
+        raise ValueError(f"bad size '{text}': sides must be positive")
+    return height, width
+
+
+def size_name(height: int, width: int) -> str:
+    """``WIDTHxHEIGHT``, as ``parse_size`` reads it."""
+    return f'{width}x{height}'
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -142,11 +182,11 @@ def _is_oom(err: BaseException) -> bool:
             or 'out of memory' in text or "can't allocate memory" in text)
 
 
-def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[int] = (224, 512, 1024),
+def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[Size] = (224, 512, 1024),
               parts: Sequence[str] = ('backbone',), device: str = 'cpu', amp: Optional[str] = None,
               train: bool = False, batch: int = 1, warmup: int = 2, repeats: int = 5,
               time_cap: float = 60., memory: bool = True, seg_config: str = SEG_CONFIG) -> List[dict]:
-    """One CSV row per (model, part, size).
+    """One CSV row per (model, part, size); ``sizes`` as ``parse_size`` reads them.
 
     At each size the timed calls of all models are interleaved (round-robin), so a load that
     changes during the run affects all of them alike and their ratios stay meaningful. Sizes run
@@ -156,19 +196,21 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[int] = (22
     if amp is not None and amp not in AMP_DTYPES:
         raise ValueError(f"unknown --amp '{amp}'; valid: {', '.join(AMP_DTYPES)}")
     device = torch.device(device)
+    sizes = sorted(dict.fromkeys(parse_size(size) for size in sizes), key=lambda hw: (hw[0] * hw[1], hw))
+    machine = machine_info(device)
     runs = {(name, part): build(name, part, seg_config).to(device) for name in models for part in parts}
     stopped: Dict[Tuple[str, str], str] = {}
     rows = []
     progress = tqdm(total=len(sizes) * len(runs) * (warmup + repeats + memory), desc='benchmark', unit='call')
-    for size in sorted(sizes):
-        images = torch.randn(batch, 3, size, size, device=device)
+    for size in sizes:
+        images = torch.randn(batch, 3, *size, device=device)
         results = {}
         for key, model in runs.items():
             results[key] = dict(status=stopped[key]) if key in stopped else dict(
                 step=make_step(model, images, train, amp), times=[])
         for call in range(warmup + repeats + memory):
             for key, result in results.items():
-                progress.set_postfix_str(f'{size} {key[0]} {key[1]}')
+                progress.set_postfix_str(f'{size_name(*size)} {key[0]} {key[1]}')
                 progress.update()
                 if 'step' not in result:
                     continue
@@ -186,19 +228,20 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[int] = (22
                         raise
                     result.clear()
                     result['status'] = str(err) if isinstance(err, TimeoutError) else 'out of memory'
-                    stopped[key] = f'skipped: {result["status"]} at {size}x{size}'
+                    stopped[key] = f'skipped: {result["status"]} at {size_name(*size)}'
                     if device.type == 'cuda':
                         torch.cuda.empty_cache()
         for (name, part), result in results.items():
-            rows.append(_row(name, part, runs[name, part], size, batch, device, train, amp, result))
+            rows.append(_row(name, part, runs[name, part], size, batch, device, train, amp, result, machine))
     progress.close()
     return rows
 
 
-def _row(name, part, model, size, batch, device, train, amp, result) -> dict:
+def _row(name, part, model, size, batch, device, train, amp, result, machine) -> dict:
+    height, width = size
     row = dict(model=name, part=part, mode='train' if train else 'infer', device=device.type,
                amp=amp or 'fp32', threads=torch.get_num_threads() if device.type == 'cpu' else '',
-               batch=batch, height=size, width=size, tokens=size * size // 256,
+               batch=batch, height=height, width=width, tokens=height * width // 256,
                params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
                status=result.get('status', 'ok'))
     if row['status'] == 'ok':
@@ -208,6 +251,7 @@ def _row(name, part, model, size, batch, device, train, amp, result) -> dict:
                    latencies_ms=' '.join(f'{t * 1e3:.2f}' for t in result['times']),
                    images_per_s=round(batch / median, 3),
                    peak_mem_mb=None if peak is None else round(peak / 2 ** 20, 1))
+    row.update(machine)
     return row
 
 
@@ -252,43 +296,70 @@ def _latencies(row: dict) -> List[float]:
     return [float(t) for t in str(row.get('latencies_ms') or '').split()]
 
 
+def _group(row: dict) -> Tuple[str, str, int]:
+    """(part, mode, batch) of a row: rows compare within one group."""
+    return row['part'], row.get('mode') or 'infer', int(row.get('batch') or 1)
+
+
+def _group_name(group: Tuple[str, str, int]) -> str:
+    part, mode, batch = group
+    return part + (f' {mode}' if mode != 'infer' else '') + (f' batch {batch}' if batch != 1 else '')
+
+
+def _hw(row: dict) -> Tuple[int, int]:
+    height = int(row['height'])
+    return height, int(row.get('width') or height)
+
+
 def compare(rows: Sequence[dict], model: str = 'gfnet-h-ti') -> List[str]:
-    """Lines on ``model`` against every other model in ``rows``: throughput ratio at each size both
-    ran (the ratio of medians, and where rows carry every call's time, the median of paired per-call
-    ratios with its interval), and how ``model``'s latency grows between consecutive sizes (beside
-    the growth of N log2 N for N stride-4 tokens, the global filter's complexity)."""
-    ok = {(r['model'], r['part'], int(r['height'])): r for r in rows if r['status'] == 'ok'}
+    """Lines on ``model`` against every other model in ``rows``, per part, mode and batch: throughput
+    ratio at each size both ran (the ratio of medians, and where rows carry every call's time, the
+    median of paired per-call ratios with its interval), and how ``model``'s latency grows between
+    consecutive sizes (beside the growth of N log2 N for N stride-4 tokens, the global filter's
+    complexity). Sizes are named WIDTHxHEIGHT."""
+    ok = {(r['model'], _group(r), _hw(r)): r for r in rows if r['status'] == 'ok'}
     latency = {key: float(r['latency_ms']) for key, r in ok.items()}
     peers = [m for m in dict.fromkeys(r['model'] for r in rows) if m != model]
     lines = []
-    for part in dict.fromkeys(r['part'] for r in rows):
-        sizes = sorted(s for (m, p, s) in latency if m == model and p == part)
+    for group in dict.fromkeys(_group(r) for r in rows):
+        name = _group_name(group)
+        sizes = sorted((s for (m, g, s) in latency if m == model and g == group), key=lambda hw: (hw[0] * hw[1], hw))
         for size in sizes:
             for peer in peers:
-                if (peer, part, size) in latency:
-                    ratio = latency[peer, part, size] / latency[model, part, size]
-                    line = f'{part} {size}x{size}: {model} runs {ratio:.2f}x the throughput of {peer}'
-                    calls = _latencies(ok[model, part, size]), _latencies(ok[peer, part, size])
+                if (peer, group, size) in latency:
+                    ratio = latency[peer, group, size] / latency[model, group, size]
+                    line = f'{name} {size_name(*size)}: {model} runs {ratio:.2f}x the throughput of {peer}'
+                    calls = _latencies(ok[model, group, size]), _latencies(ok[peer, group, size])
                     if len(calls[0]) > 1 and len(calls[0]) == len(calls[1]):
                         median, low, high, cover = paired_speedup(*calls)
                         line += (f' (paired over {len(calls[0])} interleaved calls: {median:.2f}x, '
                                  f'{cover:.0%} interval {low:.2f}-{high:.2f}x)')
                     lines.append(line)
         for small, large in zip(sizes, sizes[1:]):
-            tokens = (small / 4) ** 2, (large / 4) ** 2
+            tokens = small[0] * small[1] / 16, large[0] * large[1] / 16
             bound = tokens[1] * math.log2(tokens[1]) / (tokens[0] * math.log2(tokens[0]))
-            growth = latency[model, part, large] / latency[model, part, small]
-            lines.append(f'{part} {model} {small} -> {large}: latency x{growth:.2f} '
+            growth = latency[model, group, large] / latency[model, group, small]
+            small_name = str(small[0]) if small[0] == small[1] else size_name(*small)
+            large_name = str(large[0]) if large[0] == large[1] else size_name(*large)
+            lines.append(f'{name} {model} {small_name} -> {large_name}: latency x{growth:.2f} '
                          f'(N log N of stride-4 tokens: x{bound:.2f})')
     return lines
 
 
+def machine_line(rows: Sequence[dict]) -> str:
+    """``machine.describe`` of the rows' machine (the first row's; '' without machine columns)."""
+    if not rows or not rows[0].get('cpu_model'):
+        return ''
+    return 'machine: ' + describe(rows[0], rows[0].get('threads'))
+
+
 def summary(rows: Sequence[dict]) -> str:
-    """A line per row, then ``compare``'s lines."""
-    lines = [f"{r['model']:>11} {r['part']:>9} {r['height']:>5}  "
-             + (f"{float(r['latency_ms']):10.1f} ms  {r['peak_mem_mb'] or '-':>8} MiB" if r['status'] == 'ok'
+    """The machine, a line per row, then ``compare``'s lines."""
+    lines = [f"{r['model']:>11} {_group_name(_group(r)):>9} {size_name(*_hw(r)):>9}  "
+             + (f"{float(r['latency_ms']):10.1f} ms  {r.get('peak_mem_mb') or '-':>8} MiB" if r['status'] == 'ok'
                 else r['status']) for r in rows]
-    return '\n'.join(lines + compare(rows))
+    machine = machine_line(rows)
+    return '\n'.join(([machine] if machine else []) + lines + compare(rows))
 
 
 def plot(rows: Sequence[dict], path: str, title: str = '') -> None:
@@ -299,13 +370,15 @@ def plot(rows: Sequence[dict], path: str, title: str = '') -> None:
     fig, axes = plt.subplots(1, 2 if has_memory else 1, figsize=(11 if has_memory else 6, 4.2), squeeze=False)
     panels = [('latency_ms', 'latency (ms)')] + ([('peak_mem_mb', 'peak memory (MiB)')] if has_memory else [])
     for ax, (key, label) in zip(axes[0], panels):
-        for model, part in dict.fromkeys((r['model'], r['part']) for r in rows):
+        groups = list(dict.fromkeys(_group(r) for r in rows))
+        for model, group in dict.fromkeys((r['model'], _group(r)) for r in rows):
             points = sorted((int(r['tokens']), float(r[key])) for r in rows
-                            if r['model'] == model and r['part'] == part and r['status'] == 'ok'
+                            if r['model'] == model and _group(r) == group and r['status'] == 'ok'
                             and r.get(key) not in (None, ''))
             if points:
                 style = '-' if model.startswith('gfnet') else '--'
-                ax.plot(*zip(*points), style, marker='o', label=f'{model} ({part})')
+                label = _group_name(group) if len(groups) > 1 else group[0]
+                ax.plot(*zip(*points), style, marker='o', label=f'{model} ({label})')
         ax.set_xscale('log', base=2)
         ax.set_yscale('log')
         ax.set_xlabel('tokens (16x16 patches of the input)')

@@ -9,9 +9,11 @@ the plain modules where they pay (``Block._forward_eager`` picks; traced models 
   backward pass; no matrix product is. Layer scale, drop-path factor and the residual add are
   folded into fc2. Both passes walk the tokens in chunks that stay in cache.
 * CPU inference: chunks of tokens whose hidden activations stay in cache, fc1 and GELU fused by
-  oneDNN where the build has it.
+  oneDNN where the build has it and the ISA oneDNN runs pays for it (``use_onednn``: chosen once, at
+  run time, from the CPU and the caps set in the environment).
 """
-from functools import partial
+import os
+from functools import lru_cache, partial
 from typing import Optional
 
 import torch
@@ -28,6 +30,51 @@ CHUNK_ELEMENTS = 2 ** 20
 TRAINING_CHUNK_ELEMENTS = 2 ** 18
 # oneDNN's fused linear + pointwise op, in torch builds with mkldnn (the x86 and arm64 wheels).
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
+# The oneDNN ISAs (x86) on which its fused linear + GELU beats MKL's Linear + ATen's GELU in CPU inference,
+# measured per ISA on one Sapphire Rapids CPU with oneDNN and MKL capped (tools/analysis/README.md, round
+# six). Elsewhere (AVX2 and narrower) the plain modules run. Not x86 (arm64): oneDNN wherever it exists.
+ONEDNN_ISAS = ('AVX512', 'AMX')
+# Forces the choice: '1' oneDNN wherever the op exists, '0' never; unset or 'auto': by ISA.
+ONEDNN_ENV = 'GFNET_CPU_ONEDNN'
+
+
+def _capped_isa(cap: str) -> Optional[str]:
+    """'AVX512', 'AVX2' or 'DEFAULT' for a value of ONEDNN_MAX_CPU_ISA (None: no cap)."""
+    cap = cap.strip().upper()
+    if not cap or cap == 'ALL' or 'AMX' in cap or cap.startswith(('AVX512', 'AVX10')):
+        return None
+    return 'AVX2' if cap.startswith('AVX2') else 'DEFAULT'
+
+
+@lru_cache(maxsize=None)
+def onednn_isa() -> str:
+    """The vector ISA oneDNN's kernels run here, as oneDNN picks it: the CPU's best ('AMX', 'AVX512',
+    'AVX2', 'DEFAULT'; 'OTHER' off x86) capped by ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``).
+    Read once: oneDNN reads its cap once too."""
+    cpu = torch.backends.cpu.get_cpu_capability().upper()
+    if cpu not in ('DEFAULT', 'AVX2', 'AVX512'):  # arm64 (SVE...), s390x, ...
+        return 'OTHER'
+    # ATen's choice may be capped by ATEN_CPU_CAPABILITY: ask the CPU itself
+    has = getattr(torch.cpu, '_is_avx512_supported', None), getattr(torch.cpu, '_is_avx2_supported', None)
+    if has[0] is not None:
+        cpu = 'AVX512' if has[0]() else 'AVX2' if has[1]() else 'DEFAULT'
+        if cpu == 'AVX512' and getattr(torch.cpu, '_is_amx_tile_supported', lambda: False)():
+            cpu = 'AMX'
+    cap = _capped_isa(os.environ.get('ONEDNN_MAX_CPU_ISA') or os.environ.get('DNNL_MAX_CPU_ISA') or '')
+    order = ('DEFAULT', 'AVX2', 'AVX512', 'AMX')
+    return cpu if cap is None else order[min(order.index(cpu), order.index(cap))]
+
+
+@lru_cache(maxsize=None)
+def use_onednn() -> bool:
+    """Whether CPU inference fuses fc1 and GELU with oneDNN: where the op exists and oneDNN runs one of
+    ``ONEDNN_ISAS`` (any ISA off x86), unless ``GFNET_CPU_ONEDNN`` forces it ('1') or rules it out ('0')."""
+    forced = os.environ.get(ONEDNN_ENV, 'auto').strip().lower()
+    if forced not in ('', 'auto', '0', '1'):
+        raise ValueError(f"{ONEDNN_ENV}={forced!r}: use 1, 0 or auto")
+    if not _HAS_LINEAR_POINTWISE or forced == '0':
+        return False
+    return forced == '1' or onednn_isa() in ONEDNN_ISAS + ('OTHER',)
 
 
 def add_in_chunks(x: torch.Tensor, tokens: torch.Tensor, token_fn, chunk_tokens: int) -> torch.Tensor:
@@ -44,8 +91,9 @@ def add_in_chunks(x: torch.Tensor, tokens: torch.Tensor, token_fn, chunk_tokens:
 
 
 def onednn_fusable(block: nn.Module, tokens: torch.Tensor) -> bool:
-    """oneDNN's linear with a fused GELU serves float32 CPU inference outside autocast."""
-    return (_HAS_LINEAR_POINTWISE and tokens.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
+    """oneDNN's linear with a fused GELU serves float32 CPU inference outside autocast, where it pays
+    (``use_onednn``)."""
+    return (use_onednn() and tokens.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
             and fusable(block, tokens))
 
 

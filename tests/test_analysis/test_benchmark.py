@@ -122,3 +122,61 @@ def test_tool_writes_csv_and_png(tool, tmp_path, capsys):
         ('gfnet-h-ti', 'ok', '1'), ('resnet-50', 'ok', '1')]
     assert (tmp_path / 'run.png').exists()
     assert 'gfnet-h-ti runs' in capsys.readouterr().out  # against resnet-50
+
+
+@pytest.mark.parametrize('text, expected', [('512', (512, 512)), (512, (512, 512)), ('1333x800', (800, 1333)),
+                                            ('96X64', (64, 96)), ((800, 1333), (800, 1333))])
+def test_parse_size_reads_sides_and_width_by_height(text, expected):
+    assert bench.parse_size(text) == expected
+    assert bench.size_name(*expected) == (f'{expected[1]}x{expected[0]}')
+
+
+@pytest.mark.parametrize('text', ['1333x', 'x800', '1333x800x3', 'big', '0', '-5x4'])
+def test_parse_size_names_a_bad_size(text):
+    with pytest.raises(ValueError, match='bad size'):
+        bench.parse_size(text)
+
+
+def test_non_square_sizes_resize_the_filters():
+    """A WIDTHxHEIGHT size runs as (height, width), GFNet-H resizing its filters to the non-square grid."""
+    rows = bench.benchmark(['gfnet-h-ti'], sizes=['96x64', 64], warmup=0, repeats=1, memory=False)
+    assert [(r['height'], r['width'], r['tokens'], r['status']) for r in rows] == [
+        (64, 64, 16, 'ok'), (64, 96, 24, 'ok')]
+    model = bench.build('gfnet-h-ti').eval()
+    with torch.no_grad():
+        features = model(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[-2:]) for f in features] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    filters = [m for m in model.modules() if type(m).__name__ == 'GlobalFilter']
+    first = filters[0]
+    assert tuple(first.complex_weight.shape[:2]) == (128, 65)  # built for 512 crops
+    assert tuple(first.spectral_weight((16, 24)).shape[:2]) == (16, 13)  # resized to the 16x24 grid
+
+
+def test_detection_preset_runs_inference_and_training(tool, tmp_path, capsys):
+    from importlib.util import module_from_spec, spec_from_file_location
+    import os
+    path = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'analysis', 'benchmark.py')
+    spec = spec_from_file_location('benchmark_tool_args', path)
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args(['--detection'])
+    assert args.sizes == [(800, 1333)] and args.models == ['gfnet-h-ti', 'swin-t', 'pvtv2-b2']
+    assert module.parse_args(['--sizes', '1333x800', '512']).sizes == [(800, 1333), (512, 512)]
+
+    tool('benchmark')(['--detection', '--models', 'gfnet-h-ti', 'resnet-50', '--sizes', '96x64', '--warmup', '0',
+                       '--repeats', '2', '--threads', '1', '--no-memory', '--out', str(tmp_path / 'det')])
+    rows = bench.read_csv(str(tmp_path / 'det.csv'))
+    assert [(r['model'], r['mode'], r['batch'], r['height'], r['width'], r['status']) for r in rows] == [
+        ('gfnet-h-ti', 'infer', '1', '64', '96', 'ok'), ('resnet-50', 'infer', '1', '64', '96', 'ok'),
+        ('gfnet-h-ti', 'train', '2', '64', '96', 'ok'), ('resnet-50', 'train', '2', '64', '96', 'ok')]
+    out = capsys.readouterr().out
+    assert out.startswith('machine: ')
+    assert 'backbone 96x64: gfnet-h-ti runs' in out and 'backbone train batch 2 96x64: gfnet-h-ti runs' in out
+
+
+def test_compare_keeps_modes_and_batches_apart():
+    rows = [dict(model=m, part='backbone', mode=mode, batch=batch, height=800, width=1333, status='ok', latency_ms=t)
+            for m, mode, batch, t in [('gfnet-h-ti', 'infer', 1, 100.), ('swin-t', 'infer', 1, 250.),
+                                      ('gfnet-h-ti', 'train', 2, 1000.), ('swin-t', 'train', 2, 2000.)]]
+    assert bench.compare(rows) == ['backbone 1333x800: gfnet-h-ti runs 2.50x the throughput of swin-t',
+                                   'backbone train batch 2 1333x800: gfnet-h-ti runs 2.00x the throughput of swin-t']

@@ -64,7 +64,8 @@ def test_fused_channel_mix_keeps_fewer_activations():
 
 
 @pytest.mark.skipif(not token_mix._HAS_LINEAR_POINTWISE, reason='this torch build has no oneDNN linear_pointwise')
-def test_onednn_inference_path_matches_modules():
+def test_onednn_inference_path_matches_modules(monkeypatch):
+    monkeypatch.setattr(token_mix, 'use_onednn', lambda: True)  # whatever this CPU's ISA picks
     torch.manual_seed(0)
     block = Block(24, (8, 8), layer_scale_init=1e-3).eval()
     block.gamma.data.uniform_(0.5, 1.5)
@@ -76,6 +77,58 @@ def test_onednn_inference_path_matches_modules():
         x = torch.randn(1, 10, 30, 24)
         torch.testing.assert_close(token_mix.channel_mix_in_chunks(block, x, x), x + block.channel_mix(x),
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture
+def fresh_choice(monkeypatch):
+    """``onednn_isa``/``use_onednn`` recomputed under the test's environment and CPU, and again after."""
+    for name in ('ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', token_mix.ONEDNN_ENV):
+        monkeypatch.delenv(name, raising=False)
+    token_mix.onednn_isa.cache_clear()
+    token_mix.use_onednn.cache_clear()
+    yield monkeypatch
+    token_mix.onednn_isa.cache_clear()
+    token_mix.use_onednn.cache_clear()
+
+
+def fake_cpu(monkeypatch, best):
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512' if best in ('AVX512', 'AMX') else best)
+    monkeypatch.setattr(torch.cpu, '_is_avx512_supported', lambda: best in ('AVX512', 'AMX'))
+    monkeypatch.setattr(torch.cpu, '_is_avx2_supported', lambda: best != 'DEFAULT')
+    monkeypatch.setattr(torch.cpu, '_is_amx_tile_supported', lambda: best == 'AMX')
+
+
+@pytest.mark.parametrize('cpu, cap, isa', [
+    ('AMX', None, 'AMX'), ('AVX512', None, 'AVX512'), ('AVX2', None, 'AVX2'), ('AMX', 'AVX2', 'AVX2'),
+    ('AMX', 'AVX512_CORE', 'AMX'), ('AVX512', 'avx2_vnni', 'AVX2'), ('AVX2', 'AVX512_CORE_AMX', 'AVX2'),
+    ('AMX', 'SSE41', 'DEFAULT'), ('AMX', 'ALL', 'AMX')])
+def test_onednn_isa_is_the_cpus_capped_by_the_environment(fresh_choice, cpu, cap, isa):
+    fake_cpu(fresh_choice, cpu)
+    if cap:
+        fresh_choice.setenv('ONEDNN_MAX_CPU_ISA', cap)
+    assert token_mix.onednn_isa() == isa
+    assert token_mix.use_onednn() == (token_mix._HAS_LINEAR_POINTWISE and isa in token_mix.ONEDNN_ISAS)
+
+
+def test_aten_cap_does_not_cap_onednn(fresh_choice):
+    """ATEN_CPU_CAPABILITY=avx2 caps ATen's kernels only: oneDNN still runs the CPU's AVX-512."""
+    fake_cpu(fresh_choice, 'AVX512')
+    fresh_choice.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX2')
+    assert token_mix.onednn_isa() == 'AVX512'
+
+
+@pytest.mark.parametrize('forced, cpu, expected', [('1', 'AVX2', True), ('0', 'AMX', False), ('auto', 'AVX2', False),
+                                                   ('auto', 'AVX512', True)])
+def test_onednn_choice_can_be_forced(fresh_choice, forced, cpu, expected):
+    fake_cpu(fresh_choice, cpu)
+    fresh_choice.setenv(token_mix.ONEDNN_ENV, forced)
+    assert token_mix.use_onednn() == (expected and token_mix._HAS_LINEAR_POINTWISE)
+    block = Block(8, (4, 4)).eval()
+    assert token_mix.onednn_fusable(block, torch.randn(3, 8)) == token_mix.use_onednn()
+    fresh_choice.setenv(token_mix.ONEDNN_ENV, 'yes')
+    token_mix.use_onednn.cache_clear()
+    with pytest.raises(ValueError, match='GFNET_CPU_ONEDNN'):
+        token_mix.use_onednn()
 
 
 @pytest.mark.parametrize('grid', [(6, 6), (5, 8), (7, 4), (9, 7)])
