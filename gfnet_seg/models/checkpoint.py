@@ -1,11 +1,17 @@
 """Reading GFNet checkpoints and adapting them to a model: the one place that does it.
 
-Classification (timm ``pretrained=True``, ``--finetune``) and segmentation
-(``GFNetH.init_weights``) all come through ``load_checkpoint``, which reads a file safely, unwraps it, resizes filters and
-the position embedding to the model's grid (``adapt_state_dict``) and reports what happened.
+Classification (``--finetune``) and segmentation (``GFNetH.init_weights``) come through
+``load_checkpoint``, timm (``pretrained=True`` from a file, a URL, ``hf-hub:`` or ``local-dir:``)
+through the model's ``checkpoint_filter_fn``; both fit the weights with ``fit_state_dict``, which
+unwraps them, resizes filters and the position embedding to the model's grid
+(``adapt_state_dict``), checks that they fit and reports what happened. ``read_checkpoint`` reads
+a ``.pth`` safely, a ``.safetensors`` file (by extension or content) and a folder in timm's
+Hugging Face layout (``model.safetensors`` or ``pytorch_model.bin``, as ``save_for_hf`` writes).
 """
+import os
 import pickle
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Tuple, Union
 
@@ -28,12 +34,59 @@ class UnsafeCheckpointError(RuntimeError):
     """The file needs arbitrary unpickling, which we never do for weights we load."""
 
 
+# The weights file in a folder of timm's Hugging Face layout, in the order timm looks for them.
+HF_WEIGHTS_FILES = ('model.safetensors', 'pytorch_model.bin')
+
+
+def is_safetensors(path: str) -> bool:
+    """Whether ``path`` is a safetensors file: named ``.safetensors``, or starting as one does (an
+    8-byte little-endian header length, then the JSON header's '{')."""
+    if str(path).endswith('.safetensors'):
+        return True
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(9)
+        size = os.path.getsize(path)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:] == b'{' and 8 + struct.unpack('<Q', head[:8])[0] <= size
+
+
+def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (a flat state dict); a damaged file is an ``IncompleteFileError``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..fileio import IncompleteFileError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    try:
+        return load_file(path, device='cpu')
+    except SafetensorError as err:
+        raise IncompleteFileError(f'checkpoint {path} is truncated or corrupt safetensors ({err})') from None
+
+
+def weights_file_in_folder(path: str) -> str:
+    """The weights file of a folder in timm's Hugging Face layout (``save_for_hf``'s output)."""
+    for name in HF_WEIGHTS_FILES:
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    raise FileNotFoundError(f'{path} is a folder without {" or ".join(HF_WEIGHTS_FILES)} '
+                            "(timm's Hugging Face layout, as timm.models.save_for_hf writes it)")
+
+
 def read_checkpoint(path: str) -> dict:
-    """Load a checkpoint file with ``weights_only=True``; explain how to convert one that needs more,
-    and name a truncated or corrupt file as such (``IncompleteFileError``) instead of torch's
-    zip or pickle error."""
+    """Load a checkpoint: a ``.pth`` with ``weights_only=True`` (explaining how to convert one that
+    needs more, and naming a truncated or corrupt file as such, ``IncompleteFileError``, instead of
+    torch's zip or pickle error), a safetensors file, or a folder in timm's Hugging Face layout."""
     from ..fileio import check_checkpoint
 
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = weights_file_in_folder(path)
+    if is_safetensors(path):
+        return read_safetensors(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
@@ -58,7 +111,10 @@ def convert_trusted_checkpoint(src: str, dst: str, wrapper_key: str = None) -> i
     """
     from ..fileio import atomic_torch_save
 
-    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
+    if is_safetensors(src):  # tensors only already; rewritten all the same
+        checkpoint = read_safetensors(src)
+    else:
+        checkpoint = torch.load(src, map_location='cpu', weights_only=False)
     state_dict = unwrap_state_dict(checkpoint, wrapper_key)
     if not state_dict:
         raise ValueError(f'{src} holds no tensors to keep')
@@ -144,20 +200,22 @@ class LoadReport:
         return '; '.join(lines)
 
 
-def load_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping], strict: bool = False,
-                    wrapper_key: str = None) -> LoadReport:
-    """Load a GFNet checkpoint (path or dict) into ``model``, adapting sizes; return a report.
+def fit_state_dict(checkpoint: Mapping, model: nn.Module, wrapper_key: str = None,
+                   allow_mismatch: Tuple[str, ...] = ()) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
+    """The weights of ``checkpoint`` (any layout ``unwrap_state_dict`` knows) fitted to ``model``
+    (``adapt_state_dict``), and a report; keys the model lacks stay in the state dict, as
+    ``report.unexpected``.
 
     Raises ``ValueError`` when a tensor's shape cannot be adapted (e.g. GFNet-H-S weights into a
     GFNet-H-Ti model), naming the first keys, and when no weight of the model is in the file,
-    so that a wrong file never turns into a silent random initialisation.
+    so that a wrong file never turns into a silent random initialisation. Keys in
+    ``allow_mismatch`` may differ in shape (timm adapts the first conv to ``in_chans`` itself).
     """
-    if isinstance(checkpoint, str):
-        checkpoint = read_checkpoint(checkpoint)
     state_dict, resized, dropped = adapt_state_dict(unwrap_state_dict(checkpoint, wrapper_key), model)
     target = model.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
-                  for k, v in state_dict.items() if k in target and v.shape != target[k].shape]
+                  for k, v in state_dict.items()
+                  if k in target and v.shape != target[k].shape and k not in allow_mismatch]
     if mismatched:
         raise ValueError(f'checkpoint does not fit {type(model).__name__} ({len(mismatched)} shape '
                          'mismatches; is it for another architecture?): ' + '; '.join(mismatched[:3]))
@@ -168,6 +226,16 @@ def load_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping], strict: b
     if not report.loaded:
         raise ValueError(f'no weight of {type(model).__name__} found in the checkpoint; its first keys '
                          f'are {list(state_dict)[:5]}')
+    return state_dict, report
+
+
+def load_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping], strict: bool = False,
+                    wrapper_key: str = None) -> LoadReport:
+    """Load a GFNet checkpoint (a path as ``read_checkpoint`` takes, or a dict) into ``model``,
+    adapting sizes (``fit_state_dict``, whose errors it raises); return a report."""
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = read_checkpoint(checkpoint)
+    state_dict, report = fit_state_dict(checkpoint, model, wrapper_key)
     if strict and (report.missing or report.unexpected):
         raise ValueError('strict loading failed: ' + report.summary())
     model.load_state_dict(state_dict, strict=False)

@@ -10,6 +10,7 @@ the input size (filters, position embedding) is derived from the input at run ti
 
 Depends on torch and timm only (the classification path never imports mmseg).
 """
+import logging
 import os
 from functools import partial
 from typing import List, Optional, Tuple, Union
@@ -19,9 +20,10 @@ import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, register_notrace_function, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import resolve_pretrained_cfg
 from timm.models._features import FeatureGetterNet, feature_take_indices
 
-from .checkpoint import adapt_state_dict, load_checkpoint, unwrap_state_dict
+from .checkpoint import adapt_state_dict, fit_state_dict, read_checkpoint, unwrap_state_dict
 from .global_filter import SIZE_CACHE, GlobalFilter, cached_for_size, filter_size, is_tracing, resize_pos_embed
 from .token_mix import channel_mix_in_chunks, fused_channel_mix
 
@@ -491,14 +493,79 @@ def _cfg(file: str, **kwargs) -> dict:
         'paper_ids': 'arXiv:2107.00645', 'origin_url': 'https://github.com/raoyongming/GFNet', **kwargs}
 
 
-# Nothing is downloaded: ``pretrained=True`` reads the official file from ``checkpoints/``
-# (or from ``pretrained_cfg_overlay=dict(file=PATH)``).
+# Nothing is downloaded unless asked: ``pretrained=True`` reads the official file from
+# ``checkpoints/``. Other weights: ``pretrained_cfg_overlay=dict(file=PATH)`` (.pth or .safetensors),
+# ``dict(url=URL)``, or the model names ``'local-dir:DIR'`` / ``'hf-hub:ID'`` (timm's Hugging Face
+# layout, as ``timm.models.save_for_hf`` or ``tools/convert_checkpoint.py --hf`` write it).
 MODEL_NAMES = ('gfnet_ti', 'gfnet_xs', 'gfnet_s', 'gfnet_b', 'gfnet_h_ti', 'gfnet_h_s', 'gfnet_h_b')
 default_cfgs = generate_default_cfgs({
     f'{name}.in1k': _cfg(f"checkpoints/{name.replace('_', '-')}.pth",
                          **(dict(first_conv='patch_embed.0.proj', pool_size=(7, 7)) if name.startswith('gfnet_h')
                             else {}))
     for name in MODEL_NAMES})
+
+_logger = logging.getLogger(__name__)
+# The stems' weights: timm adapts them itself when ``in_chans`` differs from the checkpoint's.
+_FIRST_CONV_WEIGHTS = ('patch_embed.proj.weight', 'patch_embed.0.proj.weight')
+# Arguments of the entry points that steer the build, not the architecture: left out of the
+# reconstruction arguments that ``save_for_hf`` writes into config.json.
+_BUILD_ARGS = frozenset({'pretrained_cfg', 'pretrained_cfg_overlay', 'pretrained_strict', 'pretrained_model_args',
+                         'cache_dir', 'features_only', 'out_indices', 'feature_cls', 'feature_cfg',
+                         'device', 'dtype'})
+
+
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """timm's ``pretrained_filter_fn`` for every weight source (file, URL, ``hf-hub:``,
+    ``local-dir:``): GFNet weights in any layout (official, ``tools/train_cls.py``, mmengine, a bare
+    state dict) fitted to ``model`` by ``fit_state_dict``, as ``load_checkpoint`` fits them: filters
+    and position embedding resized to its grid, a head of another shape dropped, keys it lacks left
+    out. timm then drops the head when ``num_classes`` differs from the weights' and adapts the
+    first conv to ``in_chans``."""
+    fitted, report = fit_state_dict(state_dict, model, allow_mismatch=_FIRST_CONV_WEIGHTS)
+    _logger.info(f'{type(model).__name__} pretrained weights: {report.summary()}')
+    return {key: fitted[key] for key in report.loaded}
+
+
+def _weights_meta(state_dict: dict, cfg) -> dict:
+    """The ``num_classes`` and ``input_size`` of a state dict, for its pretrained cfg."""
+    meta = dict(num_classes=state_dict['head.weight'].shape[0] if 'head.weight' in state_dict else 0)
+    for key in _FIRST_CONV_WEIGHTS:
+        if key in state_dict and state_dict[key].dim() == 4:
+            meta['input_size'] = (state_dict[key].shape[1], *cfg.input_size[1:])
+    return meta
+
+
+def _read_local_weights(variant: str, settings: dict) -> None:
+    """Prepare ``settings`` for timm's pretrained loading, which ``build_model_with_cfg`` does.
+
+    A source the user names (``url``, ``hf_hub_id``) replaces the default local file. A local file
+    (the default or ``file=PATH``) is read here with ``read_checkpoint`` (safe unpickling,
+    safetensors by extension or content, clear errors, ``model`` before ``model_ema`` as
+    ``--finetune``) and handed to timm as its in-memory ``state_dict`` source, with the
+    ``num_classes`` and channels it holds: so timm keeps a head that fits the model (a fine-tuned
+    file with ``num_classes=N``) and drops one that does not. The model itself is built as without
+    the file: the registry's 1000 classes and 3 channels unless asked otherwise.
+    """
+    overlay = dict(settings.get('pretrained_cfg_overlay') or {})
+    if any(overlay.get(key) for key in ('url', 'hf_hub_id')) and 'file' not in overlay:
+        overlay['file'] = None
+    cfg = resolve_pretrained_cfg(variant, settings.get('pretrained_cfg'), overlay)
+    path = cfg.file if cfg.source not in ('hf-hub', 'local-dir') and cfg.state_dict is None else None
+    if path:
+        if not os.path.isfile(path):
+            default = resolve_pretrained_cfg(variant).file
+            if path != default:
+                raise FileNotFoundError(f'{variant}: pretrained weights file not found: {path}')
+            raise FileNotFoundError(
+                f'{variant}: pretrained weights are read from a local file and never downloaded unless '
+                f"you name a URL or hub id. Get the official '{os.path.basename(path)}' from "
+                f'{cfg.origin_url} and put it at {path}, or pass pretrained_cfg_overlay=dict(file=PATH) '
+                "(.pth or .safetensors), or load 'local-dir:DIR' / 'hf-hub:ID'.")
+        state_dict = unwrap_state_dict(read_checkpoint(path))
+        settings.setdefault('num_classes', cfg.num_classes)
+        settings.setdefault('in_chans', cfg.input_size[0])
+        overlay.update(state_dict=state_dict, **_weights_meta(state_dict, cfg))
+    settings['pretrained_cfg_overlay'] = overlay
 
 
 def _create_gfnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
@@ -507,17 +574,17 @@ def _create_gfnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module
     pyramid = 'embed_dims' in settings
     # Features: GFNet-H's four stages; the isotropic models' last three blocks (as timm's ViTs).
     out_indices = settings.pop('out_indices', (0, 1, 2, 3) if pyramid else 3)
-    model = build_model_with_cfg(GFNetPyramid if pyramid else GFNet, variant, pretrained=False,
-                                 feature_cfg=dict(out_indices=out_indices, feature_cls=GFNetFeatures), **settings)
     if pretrained:
-        path = model.pretrained_cfg.get('file')
-        if not path or not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'{variant}: pretrained weights are read from a local file and never downloaded. Get the '
-                f"official '{os.path.basename(path or variant + '.pth')}' from "
-                f'{model.pretrained_cfg["origin_url"]} and put it at {path}, or pass '
-                'pretrained_cfg_overlay=dict(file=PATH).')
-        load_checkpoint(model.model if isinstance(model, GFNetFeatures) else model, path)
+        _read_local_weights(variant, settings)
+    model = build_model_with_cfg(GFNetPyramid if pyramid else GFNet, variant, pretrained=pretrained,
+                                 pretrained_filter_fn=checkpoint_filter_fn,
+                                 feature_cfg=dict(out_indices=out_indices, feature_cls=GFNetFeatures), **settings)
+    for module in (model, getattr(model, 'model', None)):  # the weights read above are loaded: let go
+        if isinstance(getattr(module, 'pretrained_cfg', None), dict):
+            module.pretrained_cfg.pop('state_dict', None)
+    # What save_for_hf writes to config.json to rebuild the model (timm.create_model adds the same).
+    model._model_args = dict(getattr(model, '_model_args', {}),
+                             **{key: value for key, value in kwargs.items() if key not in _BUILD_ARGS})
     return model
 
 

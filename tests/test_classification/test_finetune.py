@@ -43,3 +43,16 @@ def test_finetune_224_checkpoint_into_384_model(tmp_path):
     for key, value in loaded.items():
         if not key.startswith('head.'):
             torch.testing.assert_close(trained[key], value, atol=2e-4, rtol=0)
+
+
+def test_finetune_reads_safetensors(tmp_path):
+    """By content, as a Hugging Face cache blob named by its hash (torch.load knows at most the extension)."""
+    from safetensors.torch import save_file
+    source = create_gfnet(ARCH, img_size=64, num_classes=10, embed_dims=EMBED_DIMS, depths=DEPTHS).state_dict()
+    checkpoint = str(tmp_path / ('89abcdef' * 8))
+    save_file(source, checkpoint)
+    model = build_model(parse_args([*TINY_MODEL, '--input-size', '64']), num_classes=10)
+    report = load_pretrained(model, checkpoint)
+    assert not report.dropped and not report.missing
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, source[key]), key

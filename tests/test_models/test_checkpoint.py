@@ -101,3 +101,27 @@ def test_convert_tool_makes_refused_file_loadable(tmp_path, python, repo_root):
     assert len(report.loaded) == len(model.state_dict())
     for key, value in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value)
+
+
+def test_safetensors_files_and_hf_folders_read_as_pth_files(tmp_path):
+    from safetensors.torch import save_file
+    from timm.models import save_for_hf
+
+    from gfnet_seg.fileio import IncompleteFileError
+    model = tiny(img_size=64)
+    save_file(model.state_dict(), tmp_path / 'weights.safetensors')
+    (tmp_path / 'weights.bin').write_bytes((tmp_path / 'weights.safetensors').read_bytes())  # known by content
+    save_for_hf(model, tmp_path / 'hf', safe_serialization=True)
+    save_for_hf(model, tmp_path / 'hf-pickle')  # pytorch_model.bin
+    for path in ('weights.safetensors', 'weights.bin', 'hf', 'hf-pickle'):
+        reloaded = tiny(img_size=64)
+        report = load_checkpoint(reloaded, str(tmp_path / path), strict=True)
+        assert len(report.loaded) == len(model.state_dict()), path
+        for key, value in model.state_dict().items():
+            assert torch.equal(reloaded.state_dict()[key], value), (path, key)
+    whole = (tmp_path / 'weights.safetensors').read_bytes()
+    (tmp_path / 'cut.safetensors').write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(IncompleteFileError, match='cut.safetensors is truncated or corrupt'):
+        read_checkpoint(str(tmp_path / 'cut.safetensors'))
+    with pytest.raises(FileNotFoundError, match='model.safetensors or pytorch_model.bin'):
+        read_checkpoint(str(tmp_path))
