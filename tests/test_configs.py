@@ -20,8 +20,9 @@ from gfnet_seg.analysis.config_table import read_config
 from gfnet_seg.models.gfnet import Block
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# detection configs (mmdet scope) are tested by tests/test_configs_detection.py
 CONFIGS = sorted(path for path in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in path.split(osp.sep))
+                 if not {'_base_', 'retinanet', 'mask_rcnn'} & set(path.split(osp.sep)))
 UPERNET_ADE = osp.join(REPO_ROOT, 'configs/upernet/upernet_gfnet-h-ti_8xb2-160k_ade20k-512x512.py')
 # mmseg 1.x: {head}_{backbone}_{gpus}xb{batch}-{iters}_{dataset}-{crop}.py
 NAME = re.compile(r'(?P<head>[a-z0-9]+)_(?P<backbone>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)-'

@@ -1,4 +1,4 @@
-"""The config zoo: a Markdown table of every segmentation config, generated from the configs.
+"""The config zoo: Markdown tables of the segmentation and the detection configs, generated from the configs.
 
 One row per config under ``configs/`` (bases excepted): head, backbone, data set, crop, schedule
 (iterations, GPUs x images), parameters of the built segmentor (auxiliary head included), FLOPs
@@ -6,6 +6,12 @@ of a forward pass at the crop (decode head only, as at test time; the global fil
 by ``flops.py``) and the FFTs' share of them. A reference row computed by the same code from an mmseg config puts the numbers
 next to a familiar model. The README holds the table between two marker comments, and the test
 suite checks that it equals this module's output.
+
+Detection configs (``configs/retinanet``, ``configs/mask_rcnn``, mmdet scope) get their own table
+(``task='detection'``), one per folder README, as mmdet's model zoo counts them: parameters of the
+whole detector, FLOPs of its test-time forward at 1280x800 (``DETECTION_INPUT``; for Mask R-CNN the
+RPN's up to 1000 proposals through the box head and the first 100 through the mask head, mmdet's
+``mode='tensor'`` forward), FFTs counted; next to Swin-T and PVTv2-b2 in the same detectors.
 """
 import copy
 import functools
@@ -30,6 +36,21 @@ MARKERS = ('<!-- config-table:start -->', '<!-- config-table:end -->')
 COLUMNS = ('config', 'head', 'backbone', 'data set', 'crop', 'schedule', 'params', 'FLOPs', 'FFT share')
 COUNTED_COLUMNS = (COLUMNS.index('FLOPs'), COLUMNS.index('FFT share'))  # need a forward pass
 GPUS_AND_BATCH = re.compile(r'_(\d+)xb(\d+)-')
+TASKS = ('segmentation', 'detection')
+# Folders of detection configs (mmdet scope); every other config under configs/ is a segmentation one.
+DETECTION_DIRS = ('retinanet', 'mask_rcnn')
+# mmdet's own configs of the same detectors, by detector type (mmdet 3.3 has no Mask R-CNN PVTv2).
+DETECTION_REFERENCES = {
+    'RetinaNet': ('mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py', 'mmdet::pvt/retinanet_pvtv2-b2_fpn_1x_coco.py'),
+    'MaskRCNN': ('mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',),
+}
+DETECTOR_NAMES = {'RetinaNet': 'RetinaNet', 'MaskRCNN': 'Mask R-CNN'}
+DETECTION_INPUT = (800, 1280)  # (H, W): mmdet's convention for FLOPs, 1280x800
+DETECTION_COLUMNS = ('config', 'detector', 'backbone', 'data set', 'training scales', 'schedule', 'params',
+                     'FLOPs', 'FFT share')
+# mmdet's default when a file name states no {gpus}xb{batch}: 8 GPUs x 2 images
+DEFAULT_GPUS = 8
+assert [DETECTION_COLUMNS.index(c) for c in ('FLOPs', 'FFT share')] == list(COUNTED_COLUMNS)
 
 
 @dataclass
@@ -56,10 +77,18 @@ class ConfigRow:
                 f'{100 * self.fft_flops / self.flops:.2f}%' if counted else '']
 
 
-def find_configs(config_dir: str) -> List[str]:
-    """Every config file under ``config_dir``, bases excepted, sorted."""
+def config_task(path: str) -> str:
+    """'detection' for a config in one of ``DETECTION_DIRS``, else 'segmentation'."""
+    return 'detection' if set(osp.abspath(path).split(os.sep)) & set(DETECTION_DIRS) else 'segmentation'
+
+
+def find_configs(config_dir: str, task: str = 'segmentation') -> List[str]:
+    """Every config file of ``task`` under ``config_dir``, bases excepted, sorted."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task '{task}'; choose one of {TASKS}")
     paths = glob.glob(osp.join(config_dir, '**', '*.py'), recursive=True)
-    return sorted(p for p in paths if '_base_' not in osp.relpath(p, config_dir).split(os.sep))
+    return sorted(p for p in paths if '_base_' not in osp.relpath(p, config_dir).split(os.sep)
+                  and config_task(p) == task)
 
 
 def resolve(config: str) -> str:
@@ -81,11 +110,14 @@ def _read_config(path: str):
     return Config.fromfile(path)
 
 
-def read_config(config: str):
-    """The config (a path, or ``mmseg::...``) with its backbone's pretrained checkpoint removed
-    (none exists offline; weights change no count). Read once per file: mmengine spends about a
-    second on each ``mmseg::`` base, and the tests read the same configs as the table."""
+def read_config(config: str, keep_checkpoint: bool = False):
+    """The config (a path, or ``mmseg::...``/``mmdet::...``) with its backbone's pretrained
+    checkpoint removed (none exists offline; weights change no count) unless ``keep_checkpoint``.
+    Read once per file: mmengine spends about a second on each ``mmseg::``/``mmdet::`` base, and
+    the tests read the same configs as the table."""
     cfg = copy.deepcopy(_read_config(resolve(config)))
+    if keep_checkpoint:
+        return cfg
     cfg.model.backbone.init_cfg = None
     cfg.model.pop('pretrained', None)
     return cfg
@@ -101,16 +133,42 @@ def build_segmentor(cfg) -> torch.nn.Module:
         return MODELS.build(cfg.model)
 
 
-def count_parameters(cfg) -> int:
-    """Parameters of the config's segmentor, built on the meta device (shapes only: nothing is
-    allocated or initialised, a fraction of the time) where its constructor allows; one that reads
-    tensor values (Swin's drop path rates) is built on the CPU."""
+def build_detector(cfg) -> torch.nn.Module:
+    """The config's detector, built in mmdet's registry scope."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
+        return MODELS.build(cfg.model)
+
+
+def count_parameters(cfg, build=build_segmentor) -> int:
+    """Parameters of the config's model (``build``: segmentor or detector), built on the meta device
+    (shapes only: nothing is allocated or initialised, a fraction of the time) where its constructor
+    allows; one that reads tensor values (Swin's drop path rates) is built on the CPU."""
     try:
         with torch.device('meta'):
-            model = build_segmentor(cfg)
+            model = build(cfg)
     except RuntimeError:
-        model = build_segmentor(cfg)
+        model = build(cfg)
     return sum(p.numel() for p in model.parameters())
+
+
+class DetectorForCounting(torch.nn.Module):
+    """A detector's test-time forward on a batch of one image as a function of the image tensor
+    alone, for the FLOPs counter (a jit trace): mmdet's ``mode='tensor'`` forward, with the image's
+    meta information made up from its size (as mmdet's tools/analysis_tools/get_flops.py does)."""
+
+    def __init__(self, detector: torch.nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor):
+        from mmdet.structures import DetDataSample
+
+        size = tuple(image.shape[-2:])
+        meta = dict(img_shape=size, ori_shape=size, pad_shape=size, batch_input_shape=size, scale_factor=(1., 1.))
+        return self.detector._forward(image, [DetDataSample(metainfo=meta)])
 
 
 def _as_pair(size) -> Tuple[int, int]:
@@ -147,19 +205,133 @@ def describe(config: str, name: str, count_flops: bool = True) -> ConfigRow:
         params=params, flops=flops, fft_flops=fft_flops)
 
 
-def config_rows(config_dir: str, references: Sequence[str] = REFERENCE_CONFIGS, count_flops: bool = True,
-                progress: bool = True) -> List[ConfigRow]:
-    """Rows of every config under ``config_dir`` (named relative to it), then of ``references``."""
-    configs = [(path, osp.relpath(path, config_dir)) for path in find_configs(config_dir)]
+@dataclass
+class DetectionRow:
+    """What the detection table says about one config."""
+    config: str
+    detector: str
+    backbone: str
+    dataset: str
+    scales: str
+    max_epochs: int
+    gpus: int
+    batch_size: int
+    params: int
+    flops: Optional[int] = None  # None: not counted
+    fft_flops: Optional[int] = None
+
+    def cells(self) -> List[str]:
+        counted = self.flops is not None
+        return [f'`{self.config}`', self.detector, self.backbone, self.dataset, self.scales,
+                f'{self.max_epochs} ep, {self.gpus}x{self.batch_size}', f'{self.params / 1e6:.2f}M',
+                f'{self.flops / 1e9:.2f}G' if counted else '',
+                f'{100 * self.fft_flops / self.flops:.2f}%' if counted else '']
+
+
+def _long_short(scale) -> Tuple[int, int]:
+    return max(scale), min(scale)
+
+
+def training_scales(pipeline) -> str:
+    """The training input scale of a detection pipeline as (long side)x(short side): '1333x800', or
+    the range of a multi-scale one ('1333x(480-800)'), '+ crop' when a random crop is among the
+    choices. Of a chain of transforms the last resize counts (Swin's crop branch resizes to 400..600,
+    crops, and resizes to 480..800)."""
+    crop = False
+
+    def final(transforms) -> list:
+        nonlocal crop
+        scales = []
+        for t in transforms:
+            if isinstance(t, (list, tuple)):
+                scales = final(t) or scales
+            elif t['type'] == 'Resize':
+                scales = [_long_short(t['scale'])]
+            elif t['type'] in ('RandomChoiceResize', 'RandomResize'):  # RandomResize: a range between two
+                scales = [_long_short(s) for s in t['scales' if t['type'] == 'RandomChoiceResize' else 'scale']]
+            elif t['type'] == 'RandomChoice':  # each branch its own chain
+                scales = [s for branch in t['transforms'] for s in final(branch)] or scales
+            elif t['type'] == 'RandomCrop':
+                crop = True
+        return scales
+
+    scales = final(pipeline)
+    if not scales:
+        return ''
+    long_side = '/'.join(str(v) for v in sorted({s[0] for s in scales}))
+    shorts = sorted({s[1] for s in scales})
+    text = f'{long_side}x{shorts[0]}' if len(shorts) == 1 else f'{long_side}x({shorts[0]}-{shorts[-1]})'
+    return text + (' + crop' if crop else '')
+
+
+# The reference backbones by their mmdet settings: (type, embed_dims, depths) -> name.
+_REFERENCE_BACKBONES = {
+    ('SwinTransformer', 96, (2, 2, 6, 2)): 'Swin-T',
+    ('PyramidVisionTransformerV2', 64, (3, 4, 6, 3)): 'PVTv2-b2',
+}
+
+
+def _detection_backbone_name(backbone) -> str:
+    """As ``_backbone_name``, with the model names of the reference backbones ('Swin-T', 'PVTv2-b2')."""
+    depths = backbone.get('depths', backbone.get('num_layers'))
+    key = (backbone.type, backbone.get('embed_dims'), tuple(depths) if depths else None)
+    return _REFERENCE_BACKBONES.get(key, _backbone_name(backbone))
+
+
+def count_detector(cfg, shape: Tuple[int, int] = DETECTION_INPUT):
+    """Params, FLOPs and FFT FLOPs of the config's detector at ``shape`` (H, W), test-time forward."""
+    torch.manual_seed(0)  # the proposals (and so the RoI heads' work) depend on the weights
+    counts, = count_complexity(DetectorForCounting(build_detector(cfg)), shape)
+    return counts
+
+
+def describe_detection(config: str, name: str, count_flops: bool = True,
+                       shape: Tuple[int, int] = DETECTION_INPUT) -> DetectionRow:
+    """The detection table's row of one config (``name`` is what the table shows); FLOPs (a forward
+    pass at ``shape``, H x W) only with ``count_flops``."""
+    cfg = read_config(config)
+    if count_flops:
+        counts = count_detector(cfg, shape)
+        params, flops, fft_flops = counts.params, counts.flops, counts.fft_flops
+    else:
+        params, flops, fft_flops = count_parameters(cfg, build_detector), None, None
+    found = GPUS_AND_BATCH.search(osp.basename(config))
+    dataset = cfg.train_dataloader.dataset
+    data_name = 'COCO' if dataset.type == 'CocoDataset' else dataset.type
+    if 'synthetic' in str(dataset.get('data_root', '')):
+        data_name = 'synthetic ' + data_name
+    return DetectionRow(
+        config=name, detector=DETECTOR_NAMES.get(cfg.model.type, cfg.model.type),
+        backbone=_detection_backbone_name(cfg.model.backbone), dataset=data_name,
+        scales=training_scales(dataset.pipeline), max_epochs=cfg.train_cfg.max_epochs,
+        gpus=int(found[1]) if found else DEFAULT_GPUS, batch_size=cfg.train_dataloader.batch_size,
+        params=params, flops=flops, fft_flops=fft_flops)
+
+
+def config_rows(config_dir: str, references: Optional[Sequence[str]] = None, count_flops: bool = True,
+                progress: bool = True, task: str = 'segmentation') -> list:
+    """Rows of every ``task`` config under ``config_dir`` (named relative to it), then of
+    ``references`` (None: ``REFERENCE_CONFIGS`` for segmentation; for detection mmdet's
+    ``DETECTION_REFERENCES`` of the detectors found)."""
+    configs = [(path, osp.relpath(path, config_dir)) for path in find_configs(config_dir, task)]
     if not configs:
-        raise FileNotFoundError(f'no config files under {config_dir}')
+        raise FileNotFoundError(f'no {task} config files under {config_dir}')
+    if references is None:
+        if task == 'segmentation':
+            references = REFERENCE_CONFIGS
+        else:
+            detectors = sorted({read_config(path).model.type for path, _ in configs})
+            references = [ref for detector in detectors for ref in DETECTION_REFERENCES.get(detector, ())]
     configs += [(ref, ref) for ref in references]
-    return [describe(path, name, count_flops)
+    row_of = describe if task == 'segmentation' else describe_detection
+    return [row_of(path, name, count_flops)
             for path, name in tqdm(configs, desc='configs', unit='config', disable=not progress)]
 
 
-def markdown_table(rows: Sequence[ConfigRow]) -> str:
-    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+def markdown_table(rows: Sequence) -> str:
+    """The rows (all ``ConfigRow`` or all ``DetectionRow``) as a Markdown table with their columns."""
+    columns = DETECTION_COLUMNS if rows and isinstance(rows[0], DetectionRow) else COLUMNS
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     lines += ['| ' + ' | '.join(row.cells()) + ' |' for row in rows]
     return '\n'.join(lines) + '\n'
 

@@ -14,7 +14,9 @@ if importlib.util.find_spec('mmseg') is not None:
     __all__ += ['AtomicLocalBackend', 'IterationSeedHook', 'SafeCheckpointHook', 'SegDataCheckHook',
                 'StopOnInvalidLossHook', 'check_data_config', 'check_segmentation_dataset', 'fallback_checkpoint']
 
-if importlib.util.find_spec('mmdet') is not None:
+from . import coco_check  # noqa: E402
+
+if hasattr(coco_check, 'CocoDataCheckHook'):  # defined where mmdet imports
     from .coco_check import CocoDataCheckHook
 
     __all__.append('CocoDataCheckHook')

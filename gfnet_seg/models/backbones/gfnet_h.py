@@ -1,12 +1,18 @@
-"""GFNet-H as an mmseg backbone: the pyramid of ``gfnet.py`` with a LayerNorm per output."""
+"""GFNet-H as an mmseg and mmdet backbone: the pyramid of ``gfnet.py`` with a LayerNorm per output.
+
+One class, registered in mmseg's MODELS and, where mmdet is installed, in mmdet's MODELS too, so
+that ``dict(type='GFNetH', ...)`` builds under ``default_scope='mmseg'`` and ``'mmdet'`` alike;
+without mmdet the segmentation path imports as before.
+"""
 import copy
+import sys
 from typing import Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS as SEG_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import load_checkpoint
@@ -15,7 +21,6 @@ from ..gfnet import GFNetPyramid, arch_settings
 _ARCH_KEYS = ('embed_dims', 'depths', 'layer_scale_init')
 
 
-@MODELS.register_module()
 class GFNetH(GFNetPyramid, BaseModule):
     """GFNet-H backbone: NCHW feature maps at strides 4, 8, 16 and 32.
 
@@ -23,6 +28,10 @@ class GFNetH(GFNetPyramid, BaseModule):
         arch: 'h-ti', 'h-s', 'h-b', or a dict with ``embed_dims``, ``depths``, ``layer_scale_init``.
         img_size: the training crop, int or (h, w). Filters and the position embedding are built
             for it; other input sizes at run time get resized copies (cached per size in eval).
+            In training, too, every batch's grid gets the stored filter and position embedding
+            resized to it (bicubic, inside autograd: the gradients reach the stored tensors), so
+            detection batches of varied padded sizes train one set of filters; the detection
+            configs build them for the padded 1333x800 input, ``(800, 1344)``.
         in_channels: image channels.
         out_indices: stages whose outputs are returned, each through its own LayerNorm.
         mlp_ratio, drop_rate: as in GFNet.
@@ -98,3 +107,21 @@ class GFNetH(GFNetPyramid, BaseModule):
         stages = self.forward_stages(x)
         return tuple(getattr(self, f'norm{i}')(stages[i]).permute(0, 3, 1, 2).contiguous()
                      for i in self.out_indices)
+
+
+def _register() -> None:
+    """Put ``GFNetH`` in mmseg's MODELS and, when mmdet is installed, in mmdet's MODELS (the same
+    class: configs of either scope build it). A missing mmdet is fine; a broken one raises."""
+    SEG_MODELS.register_module(module=GFNetH)
+    try:
+        from mmdet.registry import MODELS as DET_MODELS
+    except ModuleNotFoundError as err:
+        # 'mmdet.registry' when mmdet is blocked (``sys.modules['mmdet'] = None``); another
+        # missing module is a broken install: raise
+        if err.name not in ('mmdet', 'mmdet.registry') or (err.name != 'mmdet' and sys.modules.get('mmdet')):
+            raise
+        return
+    DET_MODELS.register_module(module=GFNetH)
+
+
+_register()

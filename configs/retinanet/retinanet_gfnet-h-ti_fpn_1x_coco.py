@@ -1,0 +1,8 @@
+# RetinaNet GFNet-H-Ti on COCO with PVT's protocol: AdamW lr 1e-4, weight decay 1e-4, 12 epochs,
+# 8 GPUs x 2 images, 1333x800 (see README.md).
+_base_ = [
+    '../_base_/models/retinanet_gfnet-h.py', 'mmdet::_base_/datasets/coco_detection.py',
+    '../_base_/schedules/schedule_1x_adamw_pvt.py', '../_base_/default_runtime_detection.py'
+]
+default_scope = 'mmdet'
+custom_imports = dict(imports=['gfnet_seg'], allow_failed_imports=False)
