@@ -65,7 +65,9 @@ def training_state(model: nn.Module, optimizer, lr_scheduler, loss_scaler: Optio
 
 def load_pretrained(model: nn.Module, path: str) -> LoadReport:
     """``--finetune``: weights of any resolution; filters and position embedding are resized and
-    a classifier of another shape is dropped (``gfnet_seg.models.checkpoint.load_checkpoint``)."""
+    a classifier of another shape is dropped (``gfnet_seg.models.checkpoint.load_checkpoint``).
+    ``path`` is a ``.pth``, a safetensors file (by extension or content) or a folder in timm's
+    Hugging Face layout (``config.json`` + ``model.safetensors``, from ``save_for_hf``)."""
     report = load_checkpoint(model, path)
     logger.info(f'fine-tuning from {path}: {report.summary()}')
     return report
