@@ -10,8 +10,10 @@
 import contextlib
 import csv
 import io
+import json
 import os
 import re
+import struct
 import sys
 import tempfile
 import zipfile
@@ -22,6 +24,8 @@ import torch
 from tqdm import tqdm
 
 Item = TypeVar('Item')
+# The weights file of a folder in timm's Hugging Face layout, as gfnet_seg.models.checkpoint reads it.
+HF_WEIGHTS_FILES = ('model.safetensors', 'pytorch_model.bin')
 # tempfile.mkstemp's names as atomic_write_bytes asks for them: '.' + target name + '.' + 8 characters.
 _TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
 
@@ -100,11 +104,20 @@ def checkpoint_problem(path: str) -> str:
     every member: a file cut short has no directory, a damaged one fails a CRC. Nothing is
     unpickled. Files in torch's legacy (pre-1.6, not zip) format cannot be checked and pass.
     """
+    if os.path.isdir(path):  # timm's Hugging Face layout (save_for_hf)
+        found = [os.path.join(path, name) for name in HF_WEIGHTS_FILES if os.path.isfile(os.path.join(path, name))]
+        if not found:
+            return f'is a folder without {" or ".join(HF_WEIGHTS_FILES)}'
+        path = found[0]
     if not os.path.isfile(path):
         return 'does not exist'
     size = os.path.getsize(path)
     if size == 0:
         return 'is empty (0 bytes): it was never written completely'
+    with open(path, 'rb') as f:
+        head = f.read(9)
+    if path.endswith('.safetensors') or head[8:] == b'{':
+        return _safetensors_problem(path, size)
     if not zipfile.is_zipfile(path):
         with open(path, 'rb') as f:
             legacy = f.read(1) == b'\x80'  # a pickle protocol header
@@ -116,6 +129,25 @@ def checkpoint_problem(path: str) -> str:
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         return f'is corrupt ({err})'
     return f'is corrupt (member {bad_member} fails its CRC check)' if bad_member else ''
+
+
+def _safetensors_problem(path: str, size: int) -> str:
+    """What makes a safetensors file incomplete, or '': an 8-byte header length, the JSON header,
+    then the tensors' bytes, which must end where the header's last data offset says."""
+    truncated = f'is truncated ({size} bytes, its end is missing): it was not written completely'
+    with open(path, 'rb') as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return truncated
+        length = struct.unpack('<Q', head)[0]
+        if 8 + length > size:
+            return truncated
+        try:
+            header = json.loads(f.read(length))
+        except ValueError:
+            return 'is corrupt (its safetensors header is not JSON)'
+    end = max((entry['data_offsets'][1] for key, entry in header.items() if key != '__metadata__'), default=0)
+    return '' if 8 + length + end == size else truncated
 
 
 def check_checkpoint(path: str) -> None:

@@ -56,3 +56,18 @@ def test_finetune_reads_safetensors(tmp_path):
     assert not report.dropped and not report.missing
     for key, value in model.state_dict().items():
         assert torch.equal(value, source[key]), key
+
+
+def test_finetune_cli_takes_safetensors_and_hf_folders(tmp_path):
+    from safetensors.torch import save_file
+    from timm.models import save_for_hf
+    model = create_gfnet(ARCH, img_size=64, num_classes=10, embed_dims=EMBED_DIMS, depths=DEPTHS)
+    save_file(model.state_dict(), tmp_path / 'in1k.safetensors')
+    save_for_hf(model, tmp_path / 'hf', safe_serialization=True)
+    data = make_image_folder(tmp_path / 'data', train_per_class=2, val_per_class=(1,) * len(COLOURS))
+    for source in ('in1k.safetensors', 'hf'):
+        output_dir = str(tmp_path / f'out-{source}')
+        main([*TINY_MODEL, '--input-size', '64', '--data-path', data, '--finetune', str(tmp_path / source),
+              '--batch-size', '8', '--lr', '1e-4', '--unscale-lr', '--warmup-epochs', '0', '--epochs', '1',
+              '--output_dir', output_dir])
+        assert math.isfinite(read_log(output_dir)[0]['train_loss'])
