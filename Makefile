@@ -20,8 +20,10 @@ $(STAMP): setup.py Makefile
 demo: $(STAMP)
 	$(PY) tools/demo.py
 
+# Two pytest-xdist workers, whole files each (the session fixtures of a folder stay on one worker):
+# the many tests that wait on a one-thread subprocess leave the other core to the second worker.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # On a machine with a CUDA GPU (not CI): the CUDA tests and the CUDA benchmark (README, "GPU check").
 gpu-check:

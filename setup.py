@@ -67,7 +67,7 @@ setup(
         'pyyaml',
     ],
     extras_require={
-        'dev': ['pytest>=7', 'pytest-timeout'],
+        'dev': ['pytest>=7', 'pytest-timeout', 'pytest-xdist'],
         # COCO detection and instance segmentation (configs/retinanet, configs/mask_rcnn).
         'det': ['mmdet==3.3.0', 'pycocotools>=2.0'],
         # ONNX export and its verification in onnxruntime (tools/deployment/); the core needs none.

@@ -8,7 +8,9 @@ import torch
 import gfnet_seg  # noqa: F401  (installs the mmcv-lite layer, registers models)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# make test runs two pytest-xdist workers, one per core: one intra-op thread each (two would
+# oversubscribe the cores); a plain pytest run takes up to two.
+torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER') else min(2, os.cpu_count() or 1))
 FFT_FUNCTIONS = ('rfft2', 'irfft2', 'rfft', 'irfft', 'fft', 'ifft', 'fft2', 'ifft2')
 
 

@@ -364,7 +364,8 @@ def test_mmdet_single_roi_extractor_uses_our_roi_align():
     import mmdet.models  # noqa: F401  (registers the RoI extractors)
     from mmdet.registry import MODELS
 
-    extractor = MODELS.build(dict(type='SingleRoIExtractor', out_channels=8, featmap_strides=[4, 8],
+    # _scope_: an earlier test may have left mmseg's scope as the default one
+    extractor = MODELS.build(dict(type='SingleRoIExtractor', _scope_='mmdet', out_channels=8, featmap_strides=[4, 8],
                                   roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)))
     assert all(isinstance(layer, RoIAlign) for layer in extractor.roi_layers)
     rng = np.random.default_rng(11)

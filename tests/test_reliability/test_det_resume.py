@@ -1,6 +1,7 @@
 """A detection run (epoch-based, mmdet's loop) killed in the middle of an epoch and resumed with
 --resume ends with the weights of an uninterrupted one: the same hooks and guarantees as for
-segmentation (SafeCheckpointHook, IterationSeedHook, the allow-listed weights_only load)."""
+segmentation (SafeCheckpointHook, IterationSeedHook for dropout and drop path, the allow-listed
+weights_only load)."""
 import signal
 
 import pytest
@@ -21,10 +22,13 @@ class Injected(Hook):
         if runner.epoch == 1 and batch_idx == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 """
-# One loader worker, restarted each epoch (mmengine seeds it from the seed and its rank): the
-# random flips of an epoch do not depend on what ran before it.
+# Loading in the main process without the random flip (whose NumPy state a resumed process cannot
+# have): the data order is the sampler's, seeded per epoch. (A loader worker of the killed process
+# outlives it.)
 LOADER = """
-train_dataloader = dict(num_workers=1, persistent_workers=False)
+train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(256, 160), keep_ratio=True), dict(type='PackDetInputs')]))
 default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
 """
 
