@@ -14,6 +14,19 @@ torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER') else min(2, os.
 FFT_FUNCTIONS = ('rfft2', 'irfft2', 'rfft', 'irfft', 'fft', 'ifft', 'fft2', 'ifft2')
 
 
+@pytest.fixture(autouse=True)
+def _default_scope_is_restored():
+    """Each test starts from the default scope the session had: mmdet's DetInferencer, a Runner
+    or ``init_default_scope`` create a current ``DefaultScope`` that outlives the test, and a
+    later test in the same worker (which one depends on pytest-xdist's scheduling) then builds
+    mmseg transforms in mmdet's registry."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 @pytest.fixture
 def fft_inputs(monkeypatch):
     """The dtype of every tensor handed to a torch.fft transform (real float32 into a forward,

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, as_flags, data_options, run_tool
 
@@ -60,10 +61,11 @@ def test_corruption_comes_before_the_resize(synthetic_root):
     corrupted = corrupted_pipeline(pipeline, 'glass_blur', 3, seed=1)
     assert [step['type'] for step in corrupted[:3]] == ['LoadImageFromFile', 'ImageCorruption', 'Resize']
     image_path = str(synthetic_root / 'images' / 'validation' / 'ADE_val_00000002.jpg')
-    load, corrupt, resize = (TRANSFORMS.build(step) for step in corrupted[:3])
+    with DefaultScope.overwrite_default_scope('mmseg'):  # as tools/test.py builds them
+        load, corrupt, resize = (TRANSFORMS.build(step) for step in corrupted[:3])
+        composed = Compose([TRANSFORMS.build(step) for step in corrupted[:3]])({'img_path': image_path})['img']
     assert isinstance(corrupt, ImageCorruption)
     expected = resize(corrupt(load({'img_path': image_path})))['img']
-    composed = Compose([TRANSFORMS.build(step) for step in corrupted[:3]])({'img_path': image_path})['img']
     np.testing.assert_array_equal(composed, expected)
     after = corrupt(resize(load({'img_path': image_path})))['img']
     assert composed.shape == after.shape and not np.array_equal(composed, after)
