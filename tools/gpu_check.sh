@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Usage: make gpu-check   (or: bash tools/gpu_check.sh [OUT_DIR])
-# On a machine with a CUDA GPU: the CUDA tests (pytest -m cuda) and the CUDA benchmark (AMP bf16
-# training, backbones and Semantic FPN segmentors, GFNet-H-Ti/S/B against Swin-T, PVTv2-b2 and ResNet-50
-# at 512 and 1024, batch 8) and the detection-size benchmark (1333x800, fp32: batch-1 inference and a
-# batch-2 training step, GFNet-H-Ti/S against Swin-T and PVTv2-b2), CSV + plot under OUT_DIR, every row
-# naming the machine (CPU, ISA, GPU, versions). Uses the interpreter of tools/find_python.sh.
+# On a machine with a CUDA GPU: the CUDA tests (pytest -m cuda; among them a Mask R-CNN GFNet-H-Ti
+# training step at 1333x800 with --amp's AmpOptimWrapper, tests/test_gpu/test_cuda_detection.py) and
+# the CUDA benchmark (AMP bf16 training, backbones and Semantic FPN segmentors, GFNet-H-Ti/S/B against
+# Swin-T, PVTv2-b2 and ResNet-50 at 512 and 1024, batch 8) and the detection-size benchmark (1333x800,
+# fp32: batch-1 inference and a batch-2 training step of the backbones and of Mask R-CNN on them,
+# GFNet-H-Ti/S against Swin-T and PVTv2-b2), CSV + plot under OUT_DIR, every row naming the machine
+# (CPU, ISA, GPU, versions). Uses the interpreter of tools/find_python.sh.
 # A machine without a package registry gets the pure-Python packages as wheels in .whl/ (see README,
 # "GPU check"): they are installed into a temporary folder first.
 set -euo pipefail

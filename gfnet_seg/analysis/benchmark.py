@@ -1,8 +1,12 @@
 """Latency and peak memory of GFNet-H and the backbones one would pick instead, across input sizes.
 
 Every model is built here from mmseg/timm (random weights: speed does not depend on them), as a
-backbone alone or as a whole Semantic FPN segmentor (``configs/sem_fpn``'s neck and head on that
-backbone). A call is timed after warm-up, several times, and the median kept, with every call's time:
+backbone alone, as a whole Semantic FPN segmentor (``configs/sem_fpn``'s neck and head on that
+backbone) or as a whole Mask R-CNN detector (``configs/mask_rcnn``'s FPN, RPN and RoI heads on that
+backbone, mmdet's scope). A detector's work does depend on its weights through its detections: a
+randomly initialised one scores no box above mmdet's 0.05 threshold and would skip its mask head,
+so the benchmark keeps every image's ``max_per_img`` (100) best boxes, as a trained detector on a
+busy COCO image does, and trains on made-up instances (``detection_batch``). A call is timed after warm-up, several times, and the median kept, with every call's time:
 calls of all models are interleaved, so call i of two models ran under the same load, and ``compare``
 reports the median of their per-call ratios with a distribution-free interval (``paired_speedup``),
 which a machine whose speed drifts between calls resolves better than the ratio of medians.
@@ -57,7 +61,9 @@ PEERS: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
 DEFAULT_MODELS = ('gfnet-h-ti', 'swin-t', 'pvtv2-b1', 'pvtv2-b2', 'resnet-50', 'vit-s')
 SEG_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'sem_fpn',
                           'fpn_gfnet-h-ti_8xb2-80k_ade20k-512x512.py')
-PARTS = ('backbone', 'segmentor')
+DET_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'mask_rcnn',
+                          'mask-rcnn_gfnet-h-ti_fpn_1x_coco.py')
+PARTS = ('backbone', 'segmentor', 'detector')
 CSV_FIELDS = ('model', 'part', 'mode', 'device', 'amp', 'threads', 'batch', 'height', 'width', 'tokens',
               'latency_ms', 'latency_min_ms', 'latencies_ms', 'images_per_s', 'peak_mem_mb', 'params_m',
               'status') + MACHINE_FIELDS
@@ -66,6 +72,7 @@ CSV_FIELDS = ('model', 'part', 'mode', 'device', 'amp', 'threads', 'batch', 'hei
 DETECTION_SIZE = (800, 1333)  # (height, width)
 DETECTION_MODELS = ('gfnet-h-ti', 'swin-t', 'pvtv2-b2')
 DETECTION_RUNS = (dict(train=False, batch=1), dict(train=True, batch=2))
+DETECTION_PARTS = ('backbone', 'detector')
 Size = Union[int, str, Tuple[int, int]]
 
 
@@ -96,8 +103,10 @@ def size_name(height: int, width: int) -> str:
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
-def build(name: str, part: str = 'backbone', seg_config: str = SEG_CONFIG) -> nn.Module:
-    """A backbone of ``PEERS``, or the Semantic FPN segmentor of ``seg_config`` on that backbone."""
+def build(name: str, part: str = 'backbone', seg_config: str = SEG_CONFIG,
+          det_config: str = DET_CONFIG) -> nn.Module:
+    """A backbone of ``PEERS``, the Semantic FPN segmentor of ``seg_config`` on that backbone, or
+    the Mask R-CNN detector of ``det_config`` on it (``build_detector``)."""
     from mmseg.registry import MODELS
 
     import gfnet_seg  # noqa: F401  (registers GFNetH, installs the mmcv-lite layer)
@@ -108,12 +117,70 @@ def build(name: str, part: str = 'backbone', seg_config: str = SEG_CONFIG) -> nn
     backbone, channels = copy.deepcopy(PEERS[name])
     if part == 'backbone':
         return MODELS.build(backbone)
+    if part == 'detector':
+        return build_detector(name, det_config)
     from mmengine.config import Config
     cfg = Config.fromfile(seg_config).model
     cfg.backbone = backbone
     cfg.neck.in_channels = list(channels)
     cfg.pop('pretrained', None)
     return MODELS.build(cfg)
+
+
+def build_detector(name: str, det_config: str = DET_CONFIG) -> nn.Module:
+    """``det_config``'s detector (its neck and heads) on the backbone ``name`` of ``PEERS``, without
+    pretrained weights, keeping every image's ``max_per_img`` best boxes (score threshold 0: see the
+    module's docstring). GFNet-H keeps the config's filter size (the padded detection input); the
+    other backbones are mmseg's and timm's (``mmseg.`` types, built from mmdet's scope), the same
+    modules as their backbone rows."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    backbone, channels = copy.deepcopy(PEERS[name])
+    cfg = Config.fromfile(det_config).model
+    if backbone['type'] == 'GFNetH':
+        backbone['img_size'] = cfg.backbone.img_size
+        backbone['out_indices'] = cfg.backbone.out_indices
+    else:
+        backbone['type'] = 'mmseg.' + backbone['type']
+    cfg.backbone = backbone
+    cfg.neck.in_channels = list(channels)
+    rcnn = cfg.test_cfg.get('rcnn')
+    if rcnn is not None:
+        rcnn.score_thr = 0.
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(cfg)
+
+
+def detection_batch(batch: int, height: int, width: int, num_classes: int = 80, instances: int = 8,
+                    seed: int = 0) -> dict:
+    """A detection data batch as mmdet's data loader hands it over: ``batch`` uint8 images of
+    ``height`` x ``width`` and, per image, ``instances`` made-up objects (boxes of 1/16 to 1/2 of
+    each side, their labels, and masks: the ellipse in each box)."""
+    import numpy as np
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    gen = torch.Generator().manual_seed(seed)
+    rows, cols = np.mgrid[:height, :width]
+    inputs, samples = [], []
+    for index in range(batch):
+        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen))
+        size = torch.rand(instances, 2, generator=gen) * 7 / 16 + 1 / 16  # (w, h) as a share of the image
+        size = size * torch.tensor([width, height])
+        corner = torch.rand(instances, 2, generator=gen) * (torch.tensor([width, height]) - size)
+        boxes = torch.cat([corner, corner + size], dim=1)
+        masks = np.zeros((instances, height, width), dtype=np.uint8)
+        for mask, (x0, y0, x1, y1) in zip(masks, boxes.tolist()):
+            mask[((cols - (x0 + x1) / 2) / ((x1 - x0) / 2)) ** 2 + ((rows - (y0 + y1) / 2) / ((y1 - y0) / 2)) ** 2 <= 1] = 1
+        sample = DetDataSample(metainfo=dict(img_id=index, img_shape=(height, width), ori_shape=(height, width),
+                                             scale_factor=(1., 1.), flip=False))
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, num_classes, (instances,), generator=gen),
+                                           masks=BitmapMasks(masks, height, width))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
 
 
 def _total(outputs) -> torch.Tensor:
@@ -123,10 +190,15 @@ def _total(outputs) -> torch.Tensor:
     return sum(_total(out) for out in outputs)
 
 
-def make_step(model: nn.Module, images: torch.Tensor, train: bool, amp: Optional[str]) -> Callable[[], None]:
-    """One forward (``train``: forward and backward) of ``model`` on ``images``."""
+def make_step(model: nn.Module, images: torch.Tensor, train: bool, amp: Optional[str],
+              data: Optional[dict] = None) -> Callable[[], None]:
+    """One forward (``train``: forward and backward) of ``model`` on ``images``; a detector takes
+    ``data`` (``detection_batch``) instead, through its data preprocessor (normalisation, padding
+    to multiples of 32) as in mmdet's ``train_step`` and ``test_step``: ``train`` sums its losses."""
     model.train(train)  # mmseg's Swin returns None from train(): do not chain
     autocast = (torch.autocast(images.device.type, dtype=AMP_DTYPES[amp]) if amp else nullcontext())
+    if data is not None:
+        return _detector_step(model, data, train, autocast)
 
     def step():
         if train:
@@ -137,6 +209,21 @@ def make_step(model: nn.Module, images: torch.Tensor, train: bool, amp: Optional
         else:
             with torch.no_grad(), autocast:
                 model(images)
+
+    return step
+
+
+def _detector_step(model: nn.Module, data: dict, train: bool, autocast) -> Callable[[], None]:
+    def step():
+        if train:
+            model.zero_grad(set_to_none=True)
+            with autocast:
+                batch = model.data_preprocessor(data, training=True)
+                loss, _ = model.parse_losses(model(**batch, mode='loss'))
+            loss.backward()
+        else:
+            with torch.no_grad(), autocast:
+                model.test_step(data)
 
     return step
 
@@ -185,7 +272,8 @@ def _is_oom(err: BaseException) -> bool:
 def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[Size] = (224, 512, 1024),
               parts: Sequence[str] = ('backbone',), device: str = 'cpu', amp: Optional[str] = None,
               train: bool = False, batch: int = 1, warmup: int = 2, repeats: int = 5,
-              time_cap: float = 60., memory: bool = True, seg_config: str = SEG_CONFIG) -> List[dict]:
+              time_cap: float = 60., memory: bool = True, seg_config: str = SEG_CONFIG,
+              det_config: str = DET_CONFIG) -> List[dict]:
     """One CSV row per (model, part, size); ``sizes`` as ``parse_size`` reads them.
 
     At each size the timed calls of all models are interleaved (round-robin), so a load that
@@ -198,16 +286,17 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS, sizes: Sequence[Size] = (2
     device = torch.device(device)
     sizes = sorted(dict.fromkeys(parse_size(size) for size in sizes), key=lambda hw: (hw[0] * hw[1], hw))
     machine = machine_info(device)
-    runs = {(name, part): build(name, part, seg_config).to(device) for name in models for part in parts}
+    runs = {(name, part): build(name, part, seg_config, det_config).to(device) for name in models for part in parts}
     stopped: Dict[Tuple[str, str], str] = {}
     rows = []
     progress = tqdm(total=len(sizes) * len(runs) * (warmup + repeats + memory), desc='benchmark', unit='call')
     for size in sizes:
         images = torch.randn(batch, 3, *size, device=device)
+        data = detection_batch(batch, *size) if 'detector' in parts else None
         results = {}
         for key, model in runs.items():
             results[key] = dict(status=stopped[key]) if key in stopped else dict(
-                step=make_step(model, images, train, amp), times=[])
+                step=make_step(model, images, train, amp, data if key[1] == 'detector' else None), times=[])
         for call in range(warmup + repeats + memory):
             for key, result in results.items():
                 progress.set_postfix_str(f'{size_name(*size)} {key[0]} {key[1]}')

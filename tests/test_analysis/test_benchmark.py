@@ -164,14 +164,64 @@ def test_detection_preset_runs_inference_and_training(tool, tmp_path, capsys):
     assert module.parse_args(['--sizes', '1333x800', '512']).sizes == [(800, 1333), (512, 512)]
 
     tool('benchmark')(['--detection', '--models', 'gfnet-h-ti', 'resnet-50', '--sizes', '96x64', '--warmup', '0',
-                       '--repeats', '2', '--threads', '1', '--no-memory', '--out', str(tmp_path / 'det')])
+                       '--repeats', '1', '--threads', '1', '--no-memory', '--out', str(tmp_path / 'det')])
     rows = bench.read_csv(str(tmp_path / 'det.csv'))
-    assert [(r['model'], r['mode'], r['batch'], r['height'], r['width'], r['status']) for r in rows] == [
-        ('gfnet-h-ti', 'infer', '1', '64', '96', 'ok'), ('resnet-50', 'infer', '1', '64', '96', 'ok'),
-        ('gfnet-h-ti', 'train', '2', '64', '96', 'ok'), ('resnet-50', 'train', '2', '64', '96', 'ok')]
+    assert [(r['model'], r['part'], r['mode'], r['batch'], r['height'], r['width'], r['status']) for r in rows] == [
+        (model, part, mode, batch, '64', '96', 'ok') for mode, batch in (('infer', '1'), ('train', '2'))
+        for model in ('gfnet-h-ti', 'resnet-50') for part in ('backbone', 'detector')]
     out = capsys.readouterr().out
     assert out.startswith('machine: ')
-    assert 'backbone 96x64: gfnet-h-ti runs' in out and 'backbone train batch 2 96x64: gfnet-h-ti runs' in out
+    for group in ('backbone', 'backbone train batch 2', 'detector', 'detector train batch 2'):
+        assert f'{group} 96x64: gfnet-h-ti runs' in out, group
+    assert module.parse_args(['--detection', '--parts', 'detector']).parts == ['detector']
+    assert module.parse_args([]).parts == ['backbone']
+
+
+def test_detection_batch_instances_lie_in_their_images():
+    data = bench.detection_batch(2, 60, 90, instances=5, seed=3)
+    assert [tuple(image.shape) for image in data['inputs']] == [(3, 60, 90)] * 2
+    assert all(image.dtype == torch.uint8 for image in data['inputs'])
+    for sample in data['data_samples']:
+        boxes, masks = sample.gt_instances.bboxes, sample.gt_instances.masks.masks
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 90).all() and (boxes[:, 3] <= 60).all()
+        assert (width >= 90 / 16 - 1e-4).all() and (height >= 60 / 16 - 1e-4).all()
+        for box, mask, area in zip(boxes.tolist(), masks, (width * height).tolist()):
+            x0, y0, x1, y1 = box
+            rows, cols = mask.nonzero()
+            assert cols.min() >= x0 - 0.5 and cols.max() <= x1 + 0.5 and rows.min() >= y0 - 0.5 and rows.max() <= y1 + 0.5
+            assert mask.sum() == pytest.approx(math.pi / 4 * area, rel=0.25)  # the ellipse in the box
+    assert not torch.equal(data['inputs'][0], bench.detection_batch(2, 60, 90, instances=5, seed=4)['inputs'][0])
+
+
+def test_detectors_keep_their_backbone_rows_modules_and_every_box():
+    """A detector row runs the backbone row's module under the config's neck and heads: GFNet-H with
+    the filters of the padded detection input; every image keeps max_per_img detections, masks
+    included; a training step reaches the filters and the mask head."""
+    from mmengine.config import Config
+    det_cfg = Config.fromfile(bench.DET_CONFIG).model
+    detector = bench.build('gfnet-h-ti', 'detector')
+    first = next(m for m in detector.backbone.modules() if type(m).__name__ == 'GlobalFilter')
+    height, width = det_cfg.backbone.img_size
+    assert tuple(first.complex_weight.shape[:2]) == (height // 4, width // 8 + 1)
+    assert detector.roi_head.test_cfg.score_thr == 0 and det_cfg.test_cfg.rcnn.score_thr > 0
+    swin = bench.build('swin-t', 'detector')
+    assert type(swin.backbone) is type(bench.build('swin-t'))
+    assert swin.neck.lateral_convs[0].conv.in_channels == bench.PEERS['swin-t'][1][0]
+
+    torch.manual_seed(0)
+    data = bench.detection_batch(1, 96, 128)
+    bench.make_step(detector, torch.empty(0), False, None, data)()
+    detector.eval()
+    with torch.no_grad():
+        predictions = detector.test_step(data)[0].pred_instances
+    assert len(predictions) == det_cfg.test_cfg.rcnn.max_per_img
+    assert tuple(predictions.masks.shape) == (len(predictions), 96, 128)
+
+    bench.make_step(detector, torch.empty(0), True, None, bench.detection_batch(2, 96, 128))()
+    for module in (first, detector.roi_head.mask_head):
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), type(module).__name__
 
 
 def test_compare_keeps_modes_and_batches_apart():
