@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import stat
 import struct
 import sys
 import tempfile
@@ -30,6 +31,16 @@ HF_WEIGHTS_FILES = ('model.safetensors', 'pytorch_model.bin')
 _TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (setting and restoring it later could race with a thread creating a file).
+_UMASK = _umask()
+
+
 class WriteError(OSError):
     """A file could not be written (disk full, I/O error, no permission); the message names it."""
 
@@ -43,13 +54,20 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
     The rename is atomic on POSIX file systems, so readers see either the old or the new file,
     never a truncated one. An ``OSError`` on the way (ENOSPC, EIO, ...) removes the temporary
-    file and raises ``WriteError`` naming ``path``; the old file is untouched.
+    file and raises ``WriteError`` naming ``path``; the old file is untouched. The file gets the
+    permissions of the file it replaces, or those ``open`` gives a new file (0666 less the
+    umask), not the owner-only 0600 of ``mkstemp``: a checkpoint is for the team to read.
     """
     folder = os.path.dirname(os.path.abspath(path))
     tmp_path = None
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp_path = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

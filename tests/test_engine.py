@@ -119,6 +119,30 @@ def test_csv_rows_under_their_header_and_a_failed_write_keeps_the_old_file(tmp_p
     assert os.listdir(tmp_path) == ['rows.csv'] and path.read_text() == 'model,ms\na,1.5\n,2\n'
 
 
+def test_written_files_get_the_permissions_open_gives_or_keep_the_old_ones(tmp_path):
+    """Not mkstemp's owner-only 0600: a new file is 0666 less the umask (as ``open`` makes it, the
+    oracle here), a replaced one keeps its mode."""
+    from gfnet_seg.fileio import atomic_write_bytes
+    old = os.umask(0o027)
+    try:
+        with open(tmp_path / 'plain.txt', 'w'):
+            pass
+        expected = os.stat(tmp_path / 'plain.txt').st_mode & 0o777
+    finally:
+        os.umask(old)
+    import gfnet_seg.fileio as fileio
+    mask, fileio._UMASK = fileio._UMASK, 0o027
+    try:
+        atomic_write_bytes(str(tmp_path / 'new.bin'), b'x')
+    finally:
+        fileio._UMASK = mask
+    assert os.stat(tmp_path / 'new.bin').st_mode & 0o777 == expected == 0o640
+    os.chmod(tmp_path / 'new.bin', 0o604)
+    atomic_write_csv(str(tmp_path / 'new.bin'), [dict(a=1)], ['a'])
+    assert os.stat(tmp_path / 'new.bin').st_mode & 0o777 == 0o604
+    assert (tmp_path / 'new.bin').read_text() == 'a\n1\n'
+
+
 def test_temporary_files_of_killed_saves_are_found_by_name(tmp_path):
     """Only names that ``atomic_write_bytes`` gives its temporary files are removed."""
     theirs = ['.iter_4.pth.k2_8zq0a.tmp', '.last_checkpoint.abcdefgh.tmp']

@@ -452,26 +452,48 @@ def summary(rows: Sequence[dict]) -> str:
 
 
 def plot(rows: Sequence[dict], path: str, title: str = '') -> None:
-    """Latency and peak memory against the number of tokens (16x16 patches), one line per model."""
+    """Latency and peak memory against the number of tokens (16x16 patches), one line per model and
+    part (mode, batch); rows of a single size (the ``--detection`` preset) as bars instead, a group
+    per part (mode, batch), a bar per model, each labelled with its value."""
     plt = pyplot()
 
     has_memory = any(r.get('peak_mem_mb') not in (None, '') for r in rows)
     fig, axes = plt.subplots(1, 2 if has_memory else 1, figsize=(11 if has_memory else 6, 4.2), squeeze=False)
     panels = [('latency_ms', 'latency (ms)')] + ([('peak_mem_mb', 'peak memory (MiB)')] if has_memory else [])
-    for ax, (key, label) in zip(axes[0], panels):
-        groups = list(dict.fromkeys(_group(r) for r in rows))
-        for model, group in dict.fromkeys((r['model'], _group(r)) for r in rows):
-            points = sorted((int(r['tokens']), float(r[key])) for r in rows
-                            if r['model'] == model and _group(r) == group and r['status'] == 'ok'
-                            and r.get(key) not in (None, ''))
-            if points:
-                style = '-' if model.startswith('gfnet') else '--'
-                label = _group_name(group) if len(groups) > 1 else group[0]
-                ax.plot(*zip(*points), style, marker='o', label=f'{model} ({label})')
-        ax.set_xscale('log', base=2)
+    groups = list(dict.fromkeys(_group(r) for r in rows))
+    sizes = list(dict.fromkeys(_hw(r) for r in rows))
+    for ax, (key, axis_label) in zip(axes[0], panels):
+        if len(sizes) == 1:
+            _bars(ax, rows, key, groups)
+            ax.set_xlabel(f'at {size_name(*sizes[0])}')
+        else:
+            for model, group in dict.fromkeys((r['model'], _group(r)) for r in rows):
+                points = sorted((int(r['tokens']), float(r[key])) for r in rows
+                                if r['model'] == model and _group(r) == group and r['status'] == 'ok'
+                                and r.get(key) not in (None, ''))
+                if points:
+                    style = '-' if model.startswith('gfnet') else '--'
+                    name = _group_name(group) if len(groups) > 1 else group[0]
+                    ax.plot(*zip(*points), style, marker='o', label=f'{model} ({name})')
+            ax.set_xscale('log', base=2)
+            ax.set_xlabel('tokens (16x16 patches of the input)')
         ax.set_yscale('log')
-        ax.set_xlabel('tokens (16x16 patches of the input)')
-        ax.set_ylabel(label)
+        ax.set_ylabel(axis_label)
         ax.grid(True, which='both', alpha=0.3)
     axes[0][0].legend(fontsize=8)
     save_figure(fig, path, title)
+
+
+def _bars(ax, rows: Sequence[dict], key: str, groups: Sequence[Tuple[str, str, int]]) -> None:
+    models = list(dict.fromkeys(r['model'] for r in rows))
+    value = {(r['model'], _group(r)): float(r[key]) for r in rows
+             if r['status'] == 'ok' and r.get(key) not in (None, '')}
+    width = 0.8 / len(models)
+    for index, model in enumerate(models):
+        places = [(g + (index - (len(models) - 1) / 2) * width, value[model, group])
+                  for g, group in enumerate(groups) if (model, group) in value]
+        if places:
+            bars = ax.bar(*zip(*places), width=width, label=model, hatch=None if model.startswith('gfnet') else '//')
+            ax.bar_label(bars, labels=[f'{height:.0f}' for _, height in places], fontsize=6, rotation=90, padding=2)
+    ax.set_xticks(range(len(groups)), [_group_name(group).replace(' train', '\ntrain') for group in groups], fontsize=8)
+    ax.margins(y=0.15)

@@ -1,6 +1,7 @@
 """The benchmark harness on tiny inputs: rows, skips, peak memory against known allocations, files,
 paired ratios and their intervals."""
 import math
+import os
 import random
 import statistics
 
@@ -152,9 +153,20 @@ def test_non_square_sizes_resize_the_filters():
     assert tuple(first.spectral_weight((16, 24)).shape[:2]) == (16, 13)  # resized to the 16x24 grid
 
 
-def test_detection_preset_runs_inference_and_training(tool, tmp_path, capsys):
+@pytest.fixture(scope='module')
+def light_detector(tmp_path_factory):
+    """The benchmark's Mask R-CNN config with fewer proposals and kept boxes (the heads' work is what
+    the tests here do not need in full; --det-config takes it)."""
+    path = tmp_path_factory.mktemp('det_config') / 'light_mask_rcnn.py'
+    path.write_text(f"""_base_ = [{os.path.abspath(bench.DET_CONFIG)!r}]
+model = dict(train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=64), rcnn=dict(sampler=dict(num=64))),
+             test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100), rcnn=dict(max_per_img=20)))
+""")
+    return str(path)
+
+
+def test_detection_preset_runs_inference_and_training(tool, tmp_path, capsys, light_detector):
     from importlib.util import module_from_spec, spec_from_file_location
-    import os
     path = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'analysis', 'benchmark.py')
     spec = spec_from_file_location('benchmark_tool_args', path)
     module = module_from_spec(spec)
@@ -164,7 +176,8 @@ def test_detection_preset_runs_inference_and_training(tool, tmp_path, capsys):
     assert module.parse_args(['--sizes', '1333x800', '512']).sizes == [(800, 1333), (512, 512)]
 
     tool('benchmark')(['--detection', '--models', 'gfnet-h-ti', 'resnet-50', '--sizes', '96x64', '--warmup', '0',
-                       '--repeats', '1', '--threads', '1', '--no-memory', '--out', str(tmp_path / 'det')])
+                       '--repeats', '1', '--threads', '1', '--no-memory', '--det-config', light_detector,
+                       '--out', str(tmp_path / 'det')])
     rows = bench.read_csv(str(tmp_path / 'det.csv'))
     assert [(r['model'], r['part'], r['mode'], r['batch'], r['height'], r['width'], r['status']) for r in rows] == [
         (model, part, mode, batch, '64', '96', 'ok') for mode, batch in (('infer', '1'), ('train', '2'))
@@ -194,18 +207,18 @@ def test_detection_batch_instances_lie_in_their_images():
     assert not torch.equal(data['inputs'][0], bench.detection_batch(2, 60, 90, instances=5, seed=4)['inputs'][0])
 
 
-def test_detectors_keep_their_backbone_rows_modules_and_every_box():
+def test_detectors_keep_their_backbone_rows_modules_and_every_box(light_detector):
     """A detector row runs the backbone row's module under the config's neck and heads: GFNet-H with
     the filters of the padded detection input; every image keeps max_per_img detections, masks
     included; a training step reaches the filters and the mask head."""
     from mmengine.config import Config
-    det_cfg = Config.fromfile(bench.DET_CONFIG).model
-    detector = bench.build('gfnet-h-ti', 'detector')
+    det_cfg = Config.fromfile(light_detector).model
+    detector = bench.build('gfnet-h-ti', 'detector', det_config=light_detector)
     first = next(m for m in detector.backbone.modules() if type(m).__name__ == 'GlobalFilter')
     height, width = det_cfg.backbone.img_size
     assert tuple(first.complex_weight.shape[:2]) == (height // 4, width // 8 + 1)
     assert detector.roi_head.test_cfg.score_thr == 0 and det_cfg.test_cfg.rcnn.score_thr > 0
-    swin = bench.build('swin-t', 'detector')
+    swin = bench.build('swin-t', 'detector', det_config=light_detector)
     assert type(swin.backbone) is type(bench.build('swin-t'))
     assert swin.neck.lateral_convs[0].conv.in_channels == bench.PEERS['swin-t'][1][0]
 
@@ -222,6 +235,26 @@ def test_detectors_keep_their_backbone_rows_modules_and_every_box():
     for module in (first, detector.roi_head.mask_head):
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None and g.abs().sum() > 0 for g in grads), type(module).__name__
+
+
+def test_plots_label_their_axes_and_draw_one_size_as_bars(monkeypatch, tmp_path):
+    figures = []
+    monkeypatch.setattr(bench, 'save_figure', lambda fig, path, title='': figures.append(fig))
+    rows = [dict(model=m, part=part, mode=mode, batch=batch, height=800, width=1333, tokens=4165, status='ok',
+                 latency_ms=t, peak_mem_mb=t / 10)
+            for m, part, mode, batch, t in [('gfnet-h-ti', 'backbone', 'infer', 1, 100.), ('swin-t', 'backbone', 'infer', 1, 250.),
+                                            ('gfnet-h-ti', 'detector', 'train', 2, 1000.), ('swin-t', 'detector', 'train', 2, 2000.)]]
+    rows.append(dict(rows[-1], model='pvtv2-b2', status='out of memory', latency_ms=None))
+    bench.plot(rows, str(tmp_path / 'one.png'))
+    bench.plot(rows + [dict(row, height=512, width=512, tokens=1024) for row in rows], str(tmp_path / 'two.png'))
+    one, two = figures
+    assert [ax.get_ylabel() for ax in one.axes] == [ax.get_ylabel() for ax in two.axes] == [
+        'latency (ms)', 'peak memory (MiB)']
+    latency = one.axes[0]
+    assert sorted(round(bar.get_height()) for bar in latency.patches) == [100, 250, 1000, 2000]  # no bar for OOM
+    assert [t.get_text().replace('\n', ' ') for t in latency.get_xticklabels()] == ['backbone', 'detector train batch 2']
+    assert latency.get_xlabel() == 'at 1333x800'
+    assert not two.axes[0].patches and len(two.axes[0].get_lines()) == 4
 
 
 def test_compare_keeps_modes_and_batches_apart():
