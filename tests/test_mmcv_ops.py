@@ -380,3 +380,28 @@ def test_mmdet_single_roi_extractor_uses_our_roi_align():
     expected = np.concatenate([oracle_roi_align(feats[0].numpy(), rois[:3], (7, 7), 1 / 4, 0, True),
                                oracle_roi_align(feats[1].numpy(), rois[3:], (7, 7), 1 / 8, 0, True)])
     np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mmdet_roi_extractor_keeps_the_boxes_in_float32_under_amp():
+    """mmdet casts the RoIs to the features' dtype; under bfloat16 autocast (``--amp`` on a CPU) that
+    moves box edges near x = 1100 by up to 4 pixels. The layer keeps them in float32: the extractor
+    then gives float32's result on the same (bfloat16) features, up to bfloat16's rounding of its
+    output, where mmdet's own forward (``__wrapped__``) samples elsewhere."""
+    import mmdet.models  # noqa: F401
+    from mmdet.registry import MODELS
+
+    extractor = MODELS.build(dict(type='SingleRoIExtractor', _scope_='mmdet', out_channels=8, featmap_strides=[8, 16],
+                                  roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)))
+    gen = torch.Generator().manual_seed(0)
+    feats = tuple(torch.randn(1, 8, 800 // s, 1344 // s, generator=gen).bfloat16() for s in (8, 16))
+    corner = torch.rand(24, 2, generator=gen) * torch.tensor([200., 300.]) + torch.tensor([1050., 300.])
+    size = torch.rand(24, 1, generator=gen) * 150 + 30
+    rois = torch.cat([torch.zeros(24, 1), corner, corner + size * torch.tensor([1., 0.8])], 1)
+    expected = extractor(tuple(f.float() for f in feats), rois)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = extractor(feats, rois)
+        unpatched = type(extractor).forward.__wrapped__(extractor, feats, rois)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=1e-2)
+    assert (unpatched.float() - expected).abs().max() > 0.1
+
