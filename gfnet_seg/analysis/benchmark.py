@@ -6,8 +6,10 @@ backbone) or as a whole Mask R-CNN detector (``configs/mask_rcnn``'s FPN, RPN an
 backbone, mmdet's scope). A detector's work does depend on its weights through its detections: a
 randomly initialised one scores no box above mmdet's 0.05 threshold and would skip its mask head,
 so the benchmark keeps every image's ``max_per_img`` (100) best boxes, as a trained detector on a
-busy COCO image does, and trains on made-up instances (``detection_batch``). A call is timed after warm-up, several times, and the median kept, with every call's time:
-calls of all models are interleaved, so call i of two models ran under the same load, and ``compare``
+busy COCO image does, and trains on made-up instances (``detection_batch``).
+
+A call is timed after warm-up, several times, and the median kept, with every call's time: calls
+of all models are interleaved, so call i of two models ran under the same load, and ``compare``
 reports the median of their per-call ratios with a distribution-free interval (``paired_speedup``),
 which a machine whose speed drifts between calls resolves better than the ratio of medians.
 
@@ -174,11 +176,12 @@ def detection_batch(batch: int, height: int, width: int, num_classes: int = 80, 
         boxes = torch.cat([corner, corner + size], dim=1)
         masks = np.zeros((instances, height, width), dtype=np.uint8)
         for mask, (x0, y0, x1, y1) in zip(masks, boxes.tolist()):
-            mask[((cols - (x0 + x1) / 2) / ((x1 - x0) / 2)) ** 2 + ((rows - (y0 + y1) / 2) / ((y1 - y0) / 2)) ** 2 <= 1] = 1
+            inside = ((cols - (x0 + x1) / 2) / ((x1 - x0) / 2)) ** 2 + ((rows - (y0 + y1) / 2) / ((y1 - y0) / 2)) ** 2
+            mask[inside <= 1] = 1
         sample = DetDataSample(metainfo=dict(img_id=index, img_shape=(height, width), ori_shape=(height, width),
                                              scale_factor=(1., 1.), flip=False))
-        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, num_classes, (instances,), generator=gen),
-                                           masks=BitmapMasks(masks, height, width))
+        labels = torch.randint(0, num_classes, (instances,), generator=gen)
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=labels, masks=BitmapMasks(masks, height, width))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 

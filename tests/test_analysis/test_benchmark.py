@@ -202,7 +202,8 @@ def test_detection_batch_instances_lie_in_their_images():
         for box, mask, area in zip(boxes.tolist(), masks, (width * height).tolist()):
             x0, y0, x1, y1 = box
             rows, cols = mask.nonzero()
-            assert cols.min() >= x0 - 0.5 and cols.max() <= x1 + 0.5 and rows.min() >= y0 - 0.5 and rows.max() <= y1 + 0.5
+            assert cols.min() >= x0 - 0.5 and cols.max() <= x1 + 0.5
+            assert rows.min() >= y0 - 0.5 and rows.max() <= y1 + 0.5
             assert mask.sum() == pytest.approx(math.pi / 4 * area, rel=0.25)  # the ellipse in the box
     assert not torch.equal(data['inputs'][0], bench.detection_batch(2, 60, 90, instances=5, seed=4)['inputs'][0])
 
@@ -242,8 +243,10 @@ def test_plots_label_their_axes_and_draw_one_size_as_bars(monkeypatch, tmp_path)
     monkeypatch.setattr(bench, 'save_figure', lambda fig, path, title='': figures.append(fig))
     rows = [dict(model=m, part=part, mode=mode, batch=batch, height=800, width=1333, tokens=4165, status='ok',
                  latency_ms=t, peak_mem_mb=t / 10)
-            for m, part, mode, batch, t in [('gfnet-h-ti', 'backbone', 'infer', 1, 100.), ('swin-t', 'backbone', 'infer', 1, 250.),
-                                            ('gfnet-h-ti', 'detector', 'train', 2, 1000.), ('swin-t', 'detector', 'train', 2, 2000.)]]
+            for m, part, mode, batch, t in [('gfnet-h-ti', 'backbone', 'infer', 1, 100.),
+                                            ('swin-t', 'backbone', 'infer', 1, 250.),
+                                            ('gfnet-h-ti', 'detector', 'train', 2, 1000.),
+                                            ('swin-t', 'detector', 'train', 2, 2000.)]]
     rows.append(dict(rows[-1], model='pvtv2-b2', status='out of memory', latency_ms=None))
     bench.plot(rows, str(tmp_path / 'one.png'))
     bench.plot(rows + [dict(row, height=512, width=512, tokens=1024) for row in rows], str(tmp_path / 'two.png'))
@@ -252,7 +255,8 @@ def test_plots_label_their_axes_and_draw_one_size_as_bars(monkeypatch, tmp_path)
         'latency (ms)', 'peak memory (MiB)']
     latency = one.axes[0]
     assert sorted(round(bar.get_height()) for bar in latency.patches) == [100, 250, 1000, 2000]  # no bar for OOM
-    assert [t.get_text().replace('\n', ' ') for t in latency.get_xticklabels()] == ['backbone', 'detector train batch 2']
+    ticks = [t.get_text().replace('\n', ' ') for t in latency.get_xticklabels()]
+    assert ticks == ['backbone', 'detector train batch 2']
     assert latency.get_xlabel() == 'at 1333x800'
     assert not two.axes[0].patches and len(two.axes[0].get_lines()) == 4
 
