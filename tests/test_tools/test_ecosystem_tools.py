@@ -4,15 +4,13 @@ checks that the install made the whole environment work (the mmcv-lite layer's .
 only our tools."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import mmseg
 import pytest
 
-from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, as_flags, data_options
+from tool_utils import CONFIG, REPO_ROOT, TINY_MODEL, as_flags, data_options, run_shipped_tool, shipped_tools
 
-MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+MMSEG_TOOLS = shipped_tools(mmseg)
 ITERS = 2
 SHORT_RUN = {'train_cfg.max_iters': ITERS, 'train_cfg.val_interval': ITERS,
              'default_hooks.checkpoint.interval': ITERS, 'param_scheduler.0.end': ITERS,
@@ -23,12 +21,7 @@ pytestmark = pytest.mark.skipif(not osp.isdir(MMSEG_TOOLS), reason=f'mmseg ships
 
 
 def run_mmseg_tool(tool, *args, cwd=REPO_ROOT):
-    """``python <mmseg>/.mim/tools/<tool> ARGS`` in this environment, as a user runs it."""
-    result = subprocess.run([sys.executable, osp.join(MMSEG_TOOLS, tool), *map(str, args)], cwd=cwd,
-                            capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 0, (f'{tool} exit code {result.returncode}\n{result.stdout[-3000:]}\n'
-                                    f'{result.stderr[-3000:]}')
-    return result
+    return run_shipped_tool(mmseg, tool, *args, cwd=cwd)
 
 
 @pytest.fixture(scope='module')

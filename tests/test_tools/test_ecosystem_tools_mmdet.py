@@ -9,8 +9,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import subprocess
-import sys
 from glob import glob
 from types import SimpleNamespace
 
@@ -19,13 +17,12 @@ import mmdet
 import pytest
 from mmengine.config import Config
 
-from gfnet_seg.compat import OPT_OUT
 from gfnet_seg.datasets.synthetic_coco import make_synthetic_coco
 
 from det_utils import schedule, write_tiny_detector
-from tool_utils import dumped_metrics
+from tool_utils import dumped_metrics, run_shipped_tool, shipped_tools
 
-MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+MMDET_TOOLS = shipped_tools(mmdet)
 # 4 training images (none empty) at batch size 2: one epoch is the 2 iterations of the shortest
 # run that writes a checkpoint (mmdet's schedules are by epoch); 2 validation images.
 NUM_TRAIN, NUM_VAL = 4, 2
@@ -35,19 +32,7 @@ pytestmark = pytest.mark.skipif(not osp.isdir(MMDET_TOOLS), reason=f'mmdet ships
 
 
 def run_mmdet_tool(tool, *args, cwd=None, check=True, layer=True):
-    """``python <mmdet>/.mim/tools/<tool> ARGS`` in this environment, as a user runs it, on one
-    intra-op thread; fails the test with the tool's output if it fails (``check``). ``layer=False``
-    runs it with the mmcv-lite layer turned off."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
-    env.pop(OPT_OUT, None)
-    if not layer:
-        env[OPT_OUT] = '0'
-    result = subprocess.run([sys.executable, osp.join(MMDET_TOOLS, tool), *map(str, args)], cwd=cwd,
-                            capture_output=True, text=True, timeout=300, env=env)
-    if check:
-        assert result.returncode == 0, (f'{tool} exit code {result.returncode}\n{result.stdout[-3000:]}\n'
-                                        f'{result.stderr[-3000:]}')
-    return result
+    return run_shipped_tool(mmdet, tool, *args, cwd=cwd, check=check, layer=layer)
 
 
 @pytest.fixture(scope='module')

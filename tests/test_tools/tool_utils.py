@@ -51,6 +51,26 @@ def run_tool(tool: str, *args, timeout: int = 300) -> subprocess.CompletedProces
         text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS='1')))
 
 
+def shipped_tools(package) -> str:
+    """The tools an OpenMMLab package ships inside itself (``<package>/.mim/tools``, what ``mim`` runs)."""
+    return osp.join(osp.dirname(package.__file__), '.mim', 'tools')
+
+
+def run_shipped_tool(package, tool: str, *args, cwd=REPO_ROOT, check: bool = True, layer: bool = True,
+                     timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python <package>/.mim/tools/<tool> ARGS`` in this environment, as a user runs it, on one
+    intra-op thread; fails the test with the tool's output if it fails (``check``). ``layer=False``
+    runs it with the mmcv-lite layer turned off."""
+    from gfnet_seg.compat import OPT_OUT
+    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
+    env.pop(OPT_OUT, None)
+    if not layer:
+        env[OPT_OUT] = '0'
+    result = subprocess.run([sys.executable, osp.join(shipped_tools(package), tool), *map(str, args)], cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout, env=env)
+    return _checked(result) if check else result
+
+
 def run_distributed(script: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
     """``bash tools/<script> ARGS`` (torchrun; gloo on CPU); fails the test if it fails."""
     return _checked(launch_utils.run_distributed(script, *args, timeout=timeout))
